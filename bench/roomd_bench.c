@@ -1,0 +1,1789 @@
+/*
+ * roomd-bench - load generator for roomd (plaintext ws:// only).
+ *
+ * Self-contained: a minimal RFC 6455 client (handshake with SHA-1/base64
+ * accept check, masked client frames, server frame parsing with ping/pong and
+ * close), non-blocking sockets, one epoll loop, one thread.
+ *
+ *   roomd-bench echo   --url ws://127.0.0.1:8080/echo/bench --conns C --duration S
+ *   roomd-bench fanout --url ws://127.0.0.1:8080/chat/room --rooms R --members M
+ *                      --publishers P --rate N --duration S
+ *
+ * Hot path design: one shared 64 KiB read buffer (a connection only keeps the
+ * bytes of an incomplete frame between reads), many frames parsed per read,
+ * one clock read per read() call, frames appended to reusable per-connection
+ * write buffers and flushed once per loop iteration. Buffers only grow
+ * (amortised), so there is no allocation per message.
+ *
+ * Message payload (text, ASCII, --size bytes, >= PL_HDR):
+ *   "RB" <kind E|F> ":" <id 8 hex> ":" <seq 16 hex> ":" <ts 16 hex> ";" <'x' padding>
+ * ts is CLOCK_MONOTONIC in ns. Receivers find the payload with memmem() on the
+ * marker, so servers may add a prefix (the echo class does).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RBUF_SIZE        (64u * 1024u)        /* bytes per recv() */
+#define DIRECT_THRESHOLD (16u * 1024u)        /* partial frame this big: recv into conn buffer */
+#define MAX_FRAME        (64u * 1024u * 1024u)
+#define WBUF_LIMIT       (8u * 1024u * 1024u) /* publisher backlog cap before skipping sends */
+#define HS_MAX           8192u                /* max HTTP response header size */
+#define MAX_EVENTS       1024
+#define MAX_READS        8                    /* recv() calls per readiness event */
+#define TIMER_TAG        UINT64_MAX
+#define MAX_ERRS         8
+#define NS_PER_S         1000000000ull
+
+#define PL_HDR     47u /* "RBx:" + 8 + ":" + 16 + ":" + 16 + ";" */
+#define PL_ID      4u
+#define PL_SEQ     13u
+#define PL_TS      30u
+#define MAX_SIZE   (16u * 1024u * 1024u)
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* ------------------------------------------------------------------------ */
+/* Histogram: log-linear (HDR style), ns values, 128 sub-buckets per octave  */
+/* (<0.8% relative error), exact below 256 ns, clamps at 60 s.                */
+
+#define H_SUB_BITS 7u
+#define H_SUB      (1u << H_SUB_BITS)
+#define H_LINEAR   (2u * H_SUB)
+#define H_MAX_NS   (60ull * NS_PER_S)
+#define H_BUCKETS  (H_LINEAR + 28u * H_SUB) /* up to 2^36 ns > 60 s */
+
+typedef struct {
+    uint64_t counts[H_BUCKETS];
+    uint64_t total, min, max;
+    double sum;
+} hist;
+
+static unsigned h_index(uint64_t v)
+{
+    if (v > H_MAX_NS)
+        v = H_MAX_NS;
+    if (v < H_LINEAR)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    unsigned shift = msb - H_SUB_BITS;
+    unsigned sub = (unsigned)(v >> shift); /* [128, 255] */
+    return H_LINEAR + (shift - 1u) * H_SUB + (sub - H_SUB);
+}
+
+static void h_bounds(unsigned idx, uint64_t *lo, uint64_t *hi)
+{
+    if (idx < H_LINEAR) {
+        *lo = *hi = idx;
+        return;
+    }
+    unsigned k = idx - H_LINEAR;
+    unsigned shift = k / H_SUB + 1u;
+    uint64_t sub = k % H_SUB + H_SUB;
+    *lo = sub << shift;
+    *hi = ((sub + 1u) << shift) - 1u;
+}
+
+static void h_record(hist *h, uint64_t v)
+{
+    h->counts[h_index(v)]++;
+    if (h->total == 0 || v < h->min)
+        h->min = v;
+    if (v > h->max)
+        h->max = v;
+    h->total++;
+    h->sum += (double)v;
+}
+
+static uint64_t h_percentile(const hist *h, double pct)
+{
+    if (h->total == 0)
+        return 0;
+    uint64_t target = (uint64_t)ceil(pct / 100.0 * (double)h->total);
+    if (target < 1)
+        target = 1;
+    if (target > h->total)
+        target = h->total;
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < H_BUCKETS; i++) {
+        cum += h->counts[i];
+        if (cum >= target) {
+            uint64_t lo, hi;
+            h_bounds(i, &lo, &hi);
+            uint64_t v = lo + (hi - lo) / 2u;
+            if (v < h->min)
+                v = h->min;
+            if (v > h->max)
+                v = h->max;
+            return v;
+        }
+    }
+    return h->max;
+}
+
+static double h_mean(const hist *h)
+{
+    return h->total ? h->sum / (double)h->total : 0.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* SHA-1 + base64 (only used for the handshake)                              */
+
+static uint32_t rol32(uint32_t x, unsigned n)
+{
+    return (x << n) | (x >> (32u - n));
+}
+
+static void sha1_block(uint32_t h[5], const uint8_t *p)
+{
+    uint32_t w[80];
+    for (unsigned i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+    for (unsigned i = 16; i < 80; i++)
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (unsigned i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+static void sha1(const uint8_t *data, size_t len, uint8_t out[20])
+{
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    size_t full = len / 64u * 64u;
+    for (size_t i = 0; i < full; i += 64)
+        sha1_block(h, data + i);
+    uint8_t tail[128];
+    memset(tail, 0, sizeof tail);
+    size_t rem = len - full;
+    memcpy(tail, data + full, rem);
+    tail[rem] = 0x80;
+    size_t tl = rem + 1u + 8u <= 64u ? 64u : 128u;
+    uint64_t bits = (uint64_t)len * 8u;
+    for (unsigned i = 0; i < 8; i++)
+        tail[tl - 1u - i] = (uint8_t)(bits >> (8u * i));
+    sha1_block(h, tail);
+    if (tl == 128u)
+        sha1_block(h, tail + 64);
+    for (unsigned i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)h[i];
+    }
+}
+
+static void b64_encode(const uint8_t *in, size_t n, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+        out[o++] = tbl[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = '=';
+        out[o++] = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = tbl[v >> 18];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = tbl[(v >> 6) & 63];
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+}
+
+/* key: 24 chars base64; out: 29 bytes */
+static void ws_accept_for(const char *key, char out[29])
+{
+    char buf[64];
+    size_t kl = strlen(key);
+    memcpy(buf, key, kl);
+    memcpy(buf + kl, WS_GUID, sizeof WS_GUID - 1u);
+    uint8_t dig[20];
+    sha1((const uint8_t *)buf, kl + sizeof WS_GUID - 1u, dig);
+    b64_encode(dig, sizeof dig, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                     */
+
+enum { MODE_ECHO, MODE_FANOUT };
+enum { ST_IDLE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE, ST_FAILED, ST_LOST };
+
+struct trk { /* per (receiver, publisher) order tracking */
+    uint64_t max; /* highest seq seen */
+    uint64_t win; /* bit d set: seq (max - d) seen */
+};
+
+typedef struct {
+    int fd;
+    uint32_t id;
+    uint8_t state;
+    bool dirty, ev_out, outstanding, is_pub, in_frag;
+    uint32_t room, member;
+    uint8_t *wbuf;
+    size_t wlen, woff, wcap;
+    uint8_t *pend; /* handshake bytes / incomplete frame */
+    size_t plen, pcap;
+    uint8_t *frag; /* fragmented message reassembly */
+    size_t flen, fcap;
+    uint64_t seq, sent_ts;
+    struct trk *trk;
+    char key[32];
+} conn;
+
+static struct {
+    /* config */
+    int mode;
+    const char *url;
+    char host[256], port[16], authority[300], path[1024];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint32_t conns, rooms, members, publishers, size, max_hs;
+    double duration, warmup, settle, rate, connect_timeout, drain_timeout;
+    bool json, quiet;
+
+    /* runtime */
+    int ep, tfd;
+    conn *c;
+    uint32_t *dirty, ndirty;
+    uint8_t *rbuf, *pad;
+    struct trk *trk;
+    uint32_t *pubs, npubs;
+    uint64_t now, rng;
+    uint32_t next_start, inflight, n_opened, n_failed, n_lost, n_closing, n_close_timeout;
+    bool connecting, sending, publishing;
+    uint64_t t_conn0, t_conn_last, t_run0, warm_end, run_end, total_msgs, sched;
+    double measured_s, pub_s;
+
+    /* stats */
+    hist h;
+    uint64_t rt_count, outstanding, mismatched, corrupt, malformed;
+    uint64_t sent, send_skipped, expected, delivered, delivered_win, dups, reordered, unexpected;
+    uint64_t proto_errors, pings, bytes_in, bytes_out;
+    uint64_t prog_a, prog_b;
+    char errs[MAX_ERRS][240];
+    uint32_t nerrs;
+} G;
+
+static volatile sig_atomic_t g_stop;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_next(void)
+{
+    uint64_t x = G.rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    G.rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("roomd-bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q)
+        die("out of memory (%zu bytes)", n);
+    return q;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *q = calloc(n ? n : 1u, sz ? sz : 1u);
+    if (!q)
+        die("out of memory");
+    return q;
+}
+
+static void grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t n = *cap ? *cap : 4096u;
+    while (n < need)
+        n *= 2u;
+    *buf = xrealloc(*buf, n);
+    *cap = n;
+}
+
+__attribute__((format(printf, 2, 3))) static void note_error(const conn *c, const char *fmt, ...)
+{
+    if (G.nerrs < MAX_ERRS) {
+        char msg[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        if (c)
+            snprintf(G.errs[G.nerrs], sizeof G.errs[0], "conn %" PRIu32 ": %s", c->id, msg);
+        else
+            snprintf(G.errs[G.nerrs], sizeof G.errs[0], "%s", msg);
+    }
+    G.nerrs++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection teardown                                                       */
+
+static void conn_close_fd(conn *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->outstanding) {
+        c->outstanding = false;
+        G.outstanding--;
+    }
+    c->wlen = c->woff = 0;
+    c->plen = 0;
+}
+
+/* The connection ended. Classifies it by the state it was in. */
+static void conn_end(conn *c, const char *why)
+{
+    switch (c->state) {
+    case ST_CONNECTING:
+    case ST_HANDSHAKE:
+        G.inflight--;
+        /* fallthrough */
+    case ST_IDLE:
+        G.n_failed++;
+        c->state = ST_FAILED;
+        note_error(c, "connect failed: %s", why);
+        break;
+    case ST_OPEN:
+        G.n_lost++;
+        c->state = ST_LOST;
+        note_error(c, "closed unexpectedly: %s", why);
+        break;
+    case ST_CLOSING:
+        G.n_closing--;
+        c->state = ST_DONE;
+        break;
+    default:
+        break;
+    }
+    conn_close_fd(c);
+}
+
+static void conn_errno(conn *c, const char *what, int err)
+{
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s: %s", what, strerror(err));
+    conn_end(c, buf);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                   */
+
+static void mark_dirty(conn *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        G.dirty[G.ndirty++] = c->id;
+    }
+}
+
+static void conn_set_out(conn *c, bool on)
+{
+    if (c->ev_out == on || c->fd < 0)
+        return;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+    ev.data.u64 = c->id;
+    if (epoll_ctl(G.ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        conn_errno(c, "epoll_ctl", errno);
+        return;
+    }
+    c->ev_out = on;
+}
+
+static void conn_flush(conn *c)
+{
+    while (c->fd >= 0 && c->woff < c->wlen) {
+        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->woff += (size_t)n;
+            G.bytes_out += (uint64_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            conn_set_out(c, true);
+            return;
+        } else {
+            conn_errno(c, "send", n < 0 ? errno : EPIPE);
+            return;
+        }
+    }
+    if (c->fd >= 0) {
+        c->woff = c->wlen = 0;
+        conn_set_out(c, false);
+    }
+}
+
+static void flush_dirty(void)
+{
+    for (uint32_t i = 0; i < G.ndirty; i++) {
+        conn *c = &G.c[G.dirty[i]];
+        c->dirty = false;
+        if (c->fd >= 0 && !c->ev_out)
+            conn_flush(c);
+    }
+    G.ndirty = 0;
+}
+
+static uint8_t *wbuf_reserve(conn *c, size_t need)
+{
+    if (c->woff == c->wlen)
+        c->woff = c->wlen = 0;
+    if (c->wlen + need > c->wcap && c->woff) {
+        memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+        c->wlen -= c->woff;
+        c->woff = 0;
+    }
+    grow(&c->wbuf, &c->wcap, c->wlen + need);
+    return c->wbuf + c->wlen;
+}
+
+/* Starts a masked frame; returns where the payload goes. */
+static uint8_t *frame_begin(conn *c, unsigned op, size_t len, uint8_t key[4])
+{
+    uint8_t *p = wbuf_reserve(c, 14u + len);
+    size_t n = 0;
+    p[n++] = (uint8_t)(0x80u | op);
+    if (len < 126u) {
+        p[n++] = (uint8_t)(0x80u | len);
+    } else if (len <= 0xffffu) {
+        p[n++] = 0x80u | 126u;
+        p[n++] = (uint8_t)(len >> 8);
+        p[n++] = (uint8_t)len;
+    } else {
+        p[n++] = 0x80u | 127u;
+        for (int i = 7; i >= 0; i--)
+            p[n++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    uint32_t k = (uint32_t)(rng_next() >> 32);
+    memcpy(key, &k, 4);
+    memcpy(p + n, key, 4);
+    return p + n + 4;
+}
+
+static void frame_end(conn *c, uint8_t *payload, size_t len, const uint8_t key[4])
+{
+    uint8_t k8[8];
+    memcpy(k8, key, 4);
+    memcpy(k8 + 4, key, 4);
+    uint64_t k;
+    memcpy(&k, k8, 8);
+    size_t i = 0;
+    for (; i + 8u <= len; i += 8u) {
+        uint64_t x;
+        memcpy(&x, payload + i, 8);
+        x ^= k;
+        memcpy(payload + i, &x, 8);
+    }
+    for (; i < len; i++)
+        payload[i] ^= key[i & 3u];
+    c->wlen = (size_t)(payload - c->wbuf) + len;
+    mark_dirty(c);
+}
+
+static void ws_send(conn *c, unsigned op, const uint8_t *data, size_t len)
+{
+    uint8_t key[4];
+    uint8_t *p = frame_begin(c, op, len, key);
+    if (len)
+        memcpy(p, data, len);
+    frame_end(c, p, len, key);
+}
+
+static void ws_send_close(conn *c, unsigned code)
+{
+    uint8_t b[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    ws_send(c, 0x8u, b, code ? 2u : 0u);
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void put_hex(uint8_t *p, uint64_t v, int digits)
+{
+    for (int i = digits - 1; i >= 0; i--) {
+        p[i] = (uint8_t)hexdig[v & 15u];
+        v >>= 4;
+    }
+}
+
+static bool get_hex(const uint8_t *p, int digits, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < digits; i++) {
+        unsigned d = p[i];
+        if (d - '0' < 10u)
+            d -= '0';
+        else if (d - 'a' < 6u)
+            d = d - 'a' + 10u;
+        else
+            return false;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Appends one benchmark message frame. */
+static void send_bench_msg(conn *c, char kind, uint32_t id, uint64_t seq, uint64_t ts)
+{
+    uint8_t key[4];
+    uint8_t *p = frame_begin(c, 0x1u, G.size, key);
+    p[0] = 'R';
+    p[1] = 'B';
+    p[2] = (uint8_t)kind;
+    p[3] = ':';
+    put_hex(p + PL_ID, id, 8);
+    p[PL_SEQ - 1] = ':';
+    put_hex(p + PL_SEQ, seq, 16);
+    p[PL_TS - 1] = ':';
+    put_hex(p + PL_TS, ts, 16);
+    p[PL_HDR - 1] = ';';
+    memcpy(p + PL_HDR, G.pad, G.size - PL_HDR);
+    frame_end(c, p, G.size, key);
+}
+
+/* Finds and decodes a benchmark payload inside a received message. */
+static bool parse_bench_msg(const uint8_t *m, size_t n, char kind, uint64_t *id, uint64_t *seq,
+                            uint64_t *ts, const uint8_t **pl_out)
+{
+    const char mark[4] = {'R', 'B', kind, ':'};
+    const uint8_t *p = memmem(m, n, mark, 4);
+    if (!p || (size_t)(m + n - p) < G.size)
+        return false;
+    if (p[PL_SEQ - 1] != ':' || p[PL_TS - 1] != ':' || p[PL_HDR - 1] != ';')
+        return false;
+    if (!get_hex(p + PL_ID, 8, id) || !get_hex(p + PL_SEQ, 16, seq) || !get_hex(p + PL_TS, 16, ts))
+        return false;
+    *pl_out = p;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Benchmark logic                                                           */
+
+static void echo_send(conn *c)
+{
+    if (c->state != ST_OPEN || c->outstanding)
+        return;
+    c->seq++;
+    c->sent_ts = G.now;
+    c->outstanding = true;
+    G.outstanding++;
+    G.sent++;
+    send_bench_msg(c, 'E', c->id, c->seq, c->sent_ts);
+}
+
+static void on_echo_msg(conn *c, const uint8_t *m, size_t n)
+{
+    uint64_t id, seq, ts;
+    const uint8_t *p;
+    if (!parse_bench_msg(m, n, 'E', &id, &seq, &ts, &p)) {
+        G.malformed++;
+        return;
+    }
+    if (id != c->id || !c->outstanding || seq != c->seq || ts != c->sent_ts) {
+        G.mismatched++;
+        return;
+    }
+    if (memcmp(p + PL_HDR, G.pad, G.size - PL_HDR) != 0)
+        G.corrupt++;
+    c->outstanding = false;
+    G.outstanding--;
+    if (ts >= G.warm_end && G.now <= G.run_end) {
+        h_record(&G.h, G.now - ts);
+        G.rt_count++;
+    }
+    if (G.sending)
+        echo_send(c);
+}
+
+static void on_fanout_msg(conn *c, const uint8_t *m, size_t n)
+{
+    uint64_t pub, seq, ts;
+    const uint8_t *p;
+    if (!parse_bench_msg(m, n, 'F', &pub, &seq, &ts, &p)) {
+        G.malformed++;
+        return;
+    }
+    uint32_t np = G.publishers;
+    if (pub >= (uint64_t)G.rooms * np || pub / np != c->room || seq == 0 ||
+        (c->is_pub && pub % np == c->member)) {
+        G.unexpected++; /* wrong room, or our own message echoed back */
+        return;
+    }
+    struct trk *t = &c->trk[pub % np];
+    if (seq > t->max) {
+        uint64_t sh = seq - t->max;
+        t->win = (sh >= 64u ? 0u : t->win << sh) | 1u;
+        t->max = seq;
+    } else {
+        uint64_t d = t->max - seq;
+        if (d < 64u) {
+            uint64_t bit = 1ull << d;
+            if (t->win & bit) {
+                G.dups++;
+                return;
+            }
+            t->win |= bit;
+        }
+        G.reordered++; /* arrived after a higher seq (older than 64: assumed unique) */
+    }
+    G.delivered++;
+    if (ts >= G.warm_end) {
+        h_record(&G.h, G.now > ts ? G.now - ts : 0u);
+        if (G.now <= G.run_end)
+            G.delivered_win++;
+    }
+}
+
+static void on_message(conn *c, const uint8_t *m, size_t n)
+{
+    if (c->state != ST_OPEN)
+        return; /* late data after we sent close */
+    if (G.mode == MODE_ECHO)
+        on_echo_msg(c, m, n);
+    else
+        on_fanout_msg(c, m, n);
+}
+
+static void fanout_publish(conn *c, uint32_t pubid)
+{
+    if (c->state != ST_OPEN || c->wlen - c->woff > WBUF_LIMIT) {
+        G.send_skipped++;
+        return;
+    }
+    c->seq++;
+    G.sent++;
+    G.expected += G.members - 1u;
+    send_bench_msg(c, 'F', pubid, c->seq, G.now);
+}
+
+/* Arms the timer for the next scheduled message (absolute, one-shot), so
+ * sends follow the schedule t0 + k/rate instead of a drifting tick. */
+static void arm_timer(void)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (G.publishing && G.sched < G.total_msgs) {
+        uint64_t due = G.t_run0 + (uint64_t)ceil((double)G.sched * 1e9 / G.rate);
+        uint64_t min = G.now + 20000u; /* never spin faster than 50k wakeups/s */
+        if (due < min)
+            due = min;
+        its.it_value.tv_sec = (time_t)(due / NS_PER_S);
+        its.it_value.tv_nsec = (long)(due % NS_PER_S);
+    }
+    if (timerfd_settime(G.tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        die("timerfd_settime: %s", strerror(errno));
+}
+
+static void publish_due(void)
+{
+    if (!G.publishing)
+        return;
+    uint64_t t = G.now < G.run_end ? G.now : G.run_end;
+    uint64_t due = (uint64_t)((double)(t - G.t_run0) * G.rate / 1e9) + 1u;
+    if (due > G.total_msgs)
+        due = G.total_msgs;
+    while (G.sched < due) {
+        uint32_t q = (uint32_t)(G.sched % G.npubs);
+        G.sched++;
+        /* interleave rooms: q -> room q % R, publisher q / R */
+        uint32_t room = q % G.rooms, j = q / G.rooms;
+        fanout_publish(&G.c[G.pubs[room * G.publishers + j]], room * G.publishers + j);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Frame parsing                                                             */
+
+static void proto_error(conn *c, const char *what)
+{
+    G.proto_errors++;
+    if (c->state == ST_OPEN) {
+        ws_send_close(c, 1002);
+        conn_flush(c);
+    }
+    char buf[160];
+    snprintf(buf, sizeof buf, "protocol error: %s", what);
+    if (c->state == ST_CLOSING) /* still an error worth reporting */
+        note_error(c, "%s", buf);
+    conn_end(c, buf);
+}
+
+static void on_close_frame(conn *c, const uint8_t *p, size_t len)
+{
+    if (c->state == ST_CLOSING) {
+        conn_end(c, "closed");
+        return;
+    }
+    unsigned code = len >= 2u ? (unsigned)p[0] << 8 | p[1] : 1005u;
+    int rl = len > 2u ? (int)(len - 2u > 80u ? 80u : len - 2u) : 0;
+    char buf[160];
+    snprintf(buf, sizeof buf, "server sent close (code %u%s%.*s)", code, rl ? ", " : "", rl,
+             rl ? (const char *)p + 2 : "");
+    ws_send_close(c, len >= 2u ? code : 1000u);
+    conn_flush(c);
+    conn_end(c, buf);
+}
+
+static size_t ws_parse(conn *c, uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (n - off >= 2u) {
+        uint8_t b0 = p[off], b1 = p[off + 1];
+        size_t hdr = 2;
+        uint64_t len = b1 & 0x7fu;
+        if (b1 & 0x80u) {
+            proto_error(c, "masked server frame");
+            return off;
+        }
+        if (b0 & 0x70u) {
+            proto_error(c, "RSV bits set");
+            return off;
+        }
+        if (len == 126u) {
+            if (n - off < 4u)
+                break;
+            len = (uint64_t)p[off + 2] << 8 | p[off + 3];
+            hdr = 4;
+        } else if (len == 127u) {
+            if (n - off < 10u)
+                break;
+            len = 0;
+            for (unsigned i = 0; i < 8; i++)
+                len = len << 8 | p[off + 2 + i];
+            hdr = 10;
+        }
+        if (len > MAX_FRAME) {
+            proto_error(c, "frame too large");
+            return off;
+        }
+        if (n - off - hdr < len)
+            break;
+        uint8_t *pl = p + off + hdr;
+        unsigned op = b0 & 0x0fu;
+        bool fin = (b0 & 0x80u) != 0;
+        off += hdr + (size_t)len;
+        if (op >= 0x8u && (!fin || len > 125u)) {
+            proto_error(c, "bad control frame");
+            return off;
+        }
+        switch (op) {
+        case 0x1:
+        case 0x2:
+            if (c->in_frag) {
+                proto_error(c, "data frame inside fragmented message");
+                return off;
+            }
+            if (fin) {
+                on_message(c, pl, (size_t)len);
+            } else {
+                c->in_frag = true;
+                c->flen = 0;
+                grow(&c->frag, &c->fcap, (size_t)len);
+                memcpy(c->frag, pl, (size_t)len);
+                c->flen = (size_t)len;
+            }
+            break;
+        case 0x0:
+            if (!c->in_frag) {
+                proto_error(c, "unexpected continuation frame");
+                return off;
+            }
+            if (c->flen + len > MAX_FRAME) {
+                proto_error(c, "message too large");
+                return off;
+            }
+            grow(&c->frag, &c->fcap, c->flen + (size_t)len);
+            memcpy(c->frag + c->flen, pl, (size_t)len);
+            c->flen += (size_t)len;
+            if (fin) {
+                c->in_frag = false;
+                on_message(c, c->frag, c->flen);
+            }
+            break;
+        case 0x8:
+            on_close_frame(c, pl, (size_t)len);
+            return off;
+        case 0x9:
+            G.pings++;
+            if (c->state == ST_OPEN)
+                ws_send(c, 0xAu, pl, (size_t)len);
+            break;
+        case 0xA:
+            break;
+        default:
+            proto_error(c, "unknown opcode");
+            return off;
+        }
+        if (c->fd < 0)
+            return off;
+    }
+    return off;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connecting and handshake                                                  */
+
+static void conn_start(conn *c)
+{
+    c->state = ST_CONNECTING;
+    G.inflight++;
+    int fd = socket(G.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        conn_errno(c, "socket", errno);
+        return;
+    }
+    c->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = c->id;
+    if (epoll_ctl(G.ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        conn_errno(c, "epoll_ctl", errno);
+        return;
+    }
+    c->ev_out = true;
+    if (connect(fd, (const struct sockaddr *)&G.addr, G.addrlen) < 0 && errno != EINPROGRESS)
+        conn_errno(c, "connect", errno);
+}
+
+static void start_more(void)
+{
+    while (G.connecting && G.inflight < G.max_hs && G.next_start < G.conns)
+        conn_start(&G.c[G.next_start++]);
+}
+
+static void conn_on_connect(conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    if (err) {
+        conn_errno(c, "connect", err);
+        return;
+    }
+    uint8_t raw[16];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        uint64_t a = rng_next(), b = rng_next();
+        memcpy(raw, &a, 8);
+        memcpy(raw + 8, &b, 8);
+    }
+    b64_encode(raw, sizeof raw, c->key);
+    char path[1100];
+    if (G.mode == MODE_FANOUT)
+        snprintf(path, sizeof path, "%s-%" PRIu32, G.path, c->room);
+    else
+        snprintf(path, sizeof path, "%s", G.path);
+    uint8_t *p = wbuf_reserve(c, 2048);
+    int n = snprintf((char *)p, 2048,
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "User-Agent: roomd-bench\r\n"
+                     "\r\n",
+                     path, G.authority, c->key);
+    if (n < 0 || n >= 2048) {
+        conn_end(c, "request too long");
+        return;
+    }
+    c->wlen += (size_t)n;
+    c->state = ST_HANDSHAKE;
+    conn_flush(c); /* clears EPOLLOUT once written */
+}
+
+static bool header_has_token(const char *v, const char *tok)
+{
+    size_t tl = strlen(tok);
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        const char *e = v;
+        while (*e && *e != ',')
+            e++;
+        const char *te = e;
+        while (te > v && (te[-1] == ' ' || te[-1] == '\t'))
+            te--;
+        if ((size_t)(te - v) == tl && strncasecmp(v, tok, tl) == 0)
+            return true;
+        v = e;
+    }
+    return false;
+}
+
+/* Validates the HTTP response (NUL-terminated header block). NULL if ok. */
+static const char *hs_check(conn *c, char *hdr, char *err, size_t errlen)
+{
+    char *save = NULL;
+    char *line = strtok_r(hdr, "\r\n", &save);
+    if (!line)
+        return "empty response";
+    if (strncmp(line, "HTTP/1.1 101", 12) != 0 || (line[12] != ' ' && line[12] != '\0')) {
+        snprintf(err, errlen, "expected 101, got '%.80s'", line);
+        return err;
+    }
+    bool up = false, co = false, acc = false;
+    char want[29];
+    ws_accept_for(c->key, want);
+    while ((line = strtok_r(NULL, "\r\n", &save)) != NULL) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            v[--vl] = '\0';
+        if (strcasecmp(line, "upgrade") == 0) {
+            up = strcasecmp(v, "websocket") == 0;
+        } else if (strcasecmp(line, "connection") == 0) {
+            co = header_has_token(v, "upgrade");
+        } else if (strcasecmp(line, "sec-websocket-accept") == 0) {
+            acc = strcmp(v, want) == 0;
+            if (!acc) {
+                snprintf(err, errlen, "bad Sec-WebSocket-Accept '%.40s' (want %s)", v, want);
+                return err;
+            }
+        } else if (strcasecmp(line, "sec-websocket-extensions") == 0 && vl) {
+            return "server negotiated an extension we did not offer";
+        } else if (strcasecmp(line, "sec-websocket-protocol") == 0 && vl) {
+            return "server selected a subprotocol we did not offer";
+        }
+    }
+    if (!up)
+        return "missing 'Upgrade: websocket'";
+    if (!co)
+        return "missing 'Connection: Upgrade'";
+    if (!acc)
+        return "missing Sec-WebSocket-Accept";
+    return NULL;
+}
+
+static void conn_read_handshake(conn *c)
+{
+    grow(&c->pend, &c->pcap, HS_MAX + 1u);
+    ssize_t n;
+    do
+        n = recv(c->fd, c->pend + c->plen, HS_MAX - c->plen, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_errno(c, "recv", errno);
+        return;
+    }
+    if (n == 0) {
+        conn_end(c, "connection closed during handshake");
+        return;
+    }
+    G.now = now_ns();
+    c->plen += (size_t)n;
+    uint8_t *end = memmem(c->pend, c->plen, "\r\n\r\n", 4);
+    if (!end) {
+        if (c->plen >= HS_MAX)
+            conn_end(c, "response headers too large");
+        return;
+    }
+    size_t hl = (size_t)(end - c->pend) + 4u;
+    uint8_t save = c->pend[hl];
+    c->pend[hl] = '\0';
+    char err[200];
+    const char *bad = hs_check(c, (char *)c->pend, err, sizeof err);
+    c->pend[hl] = save;
+    if (bad) {
+        char why[240];
+        snprintf(why, sizeof why, "handshake: %s", bad);
+        conn_end(c, why);
+        return;
+    }
+    c->state = ST_OPEN;
+    G.inflight--;
+    G.n_opened++;
+    G.t_conn_last = G.now;
+    size_t rest = c->plen - hl;
+    memmove(c->pend, c->pend + hl, rest);
+    c->plen = 0;
+    if (rest) {
+        size_t used = ws_parse(c, c->pend, rest);
+        if (c->fd >= 0) {
+            memmove(c->pend, c->pend + used, rest - used);
+            c->plen = rest - used;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                   */
+
+static void conn_read(conn *c)
+{
+    for (int iter = 0; iter < MAX_READS; iter++) {
+        size_t have = c->plen;
+        bool direct = have >= DIRECT_THRESHOLD;
+        uint8_t *base;
+        if (direct) {
+            grow(&c->pend, &c->pcap, have + RBUF_SIZE);
+            base = c->pend;
+        } else {
+            if (have)
+                memcpy(G.rbuf, c->pend, have);
+            base = G.rbuf;
+        }
+        ssize_t n = recv(c->fd, base + have, RBUF_SIZE, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_errno(c, "recv", errno);
+            return;
+        }
+        if (n == 0) {
+            conn_end(c, "server closed TCP connection without close frame");
+            return;
+        }
+        G.now = now_ns();
+        G.bytes_in += (uint64_t)n;
+        size_t total = have + (size_t)n;
+        size_t used = ws_parse(c, base, total);
+        if (c->fd < 0)
+            return;
+        size_t left = total - used;
+        if (direct) {
+            if (used && left)
+                memmove(c->pend, c->pend + used, left);
+        } else if (left) {
+            grow(&c->pend, &c->pcap, left);
+            memcpy(c->pend, base + used, left);
+        }
+        c->plen = left;
+        if ((size_t)n < RBUF_SIZE)
+            return;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Event loop                                                                */
+
+static void loop_once(uint64_t deadline)
+{
+    uint64_t t = now_ns();
+    int timeout = 0;
+    if (deadline > t) {
+        uint64_t ms = (deadline - t + 999999u) / 1000000u;
+        timeout = ms > 100u ? 100 : (int)ms;
+    }
+    struct epoll_event evs[MAX_EVENTS];
+    int n = epoll_wait(G.ep, evs, MAX_EVENTS, timeout);
+    if (n < 0) {
+        if (errno != EINTR)
+            die("epoll_wait: %s", strerror(errno));
+        n = 0;
+    }
+    G.now = now_ns();
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.u64 == TIMER_TAG) {
+            uint64_t exp;
+            if (read(G.tfd, &exp, sizeof exp) < 0) {
+                /* EAGAIN: spurious wakeup; nothing to do */
+            }
+            continue;
+        }
+        conn *c = &G.c[evs[i].data.u64];
+        if (c->fd < 0)
+            continue;
+        uint32_t e = evs[i].events;
+        if (c->state == ST_CONNECTING) {
+            conn_on_connect(c);
+            continue;
+        }
+        if (e & EPOLLOUT) {
+            conn_flush(c);
+            if (c->fd < 0)
+                continue;
+        }
+        if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+            if (c->state == ST_HANDSHAKE)
+                conn_read_handshake(c);
+            else
+                conn_read(c);
+        }
+    }
+    if (G.publishing) {
+        G.now = now_ns();
+        publish_due();
+        arm_timer();
+    }
+    flush_dirty();
+    start_more();
+}
+
+static bool timed_out(uint64_t deadline)
+{
+    return now_ns() >= deadline;
+}
+
+static uint64_t s_to_ns(double s)
+{
+    return (uint64_t)(s * 1e9);
+}
+
+static void progress(uint64_t *next, uint64_t t0)
+{
+    if (G.quiet || G.now < *next)
+        return;
+    double el = (double)(G.now - t0) / 1e9;
+    if (G.mode == MODE_ECHO) {
+        fprintf(stderr, "[%6.1fs] %" PRIu64 " round trips/s, %u open\n", el, G.sent - G.prog_a,
+                G.n_opened - G.n_lost);
+        G.prog_a = G.sent;
+    } else {
+        fprintf(stderr, "[%6.1fs] sent %" PRIu64 "/s, delivered %" PRIu64 "/s\n", el,
+                G.sent - G.prog_a, G.delivered - G.prog_b);
+        G.prog_a = G.sent;
+        G.prog_b = G.delivered;
+    }
+    *next += NS_PER_S;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phases                                                                    */
+
+static void phase_connect(void)
+{
+    G.connecting = true;
+    G.t_conn0 = G.t_conn_last = now_ns();
+    uint64_t deadline = G.t_conn0 + s_to_ns(G.connect_timeout);
+    start_more();
+    while (G.n_opened + G.n_failed < G.conns && !g_stop && !timed_out(deadline))
+        loop_once(deadline);
+    G.connecting = false;
+    for (uint32_t i = 0; i < G.conns; i++) {
+        conn *c = &G.c[i];
+        if (c->state == ST_IDLE || c->state == ST_CONNECTING || c->state == ST_HANDSHAKE)
+            conn_end(c, g_stop ? "interrupted" : "connect timeout");
+    }
+}
+
+static void phase_echo(void)
+{
+    G.now = G.t_run0 = now_ns();
+    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
+    G.run_end = G.warm_end + s_to_ns(G.duration);
+    G.sending = true;
+    for (uint32_t i = 0; i < G.conns; i++)
+        echo_send(&G.c[i]);
+    flush_dirty();
+    uint64_t next = G.t_run0 + NS_PER_S;
+    while (!g_stop && !timed_out(G.run_end)) {
+        loop_once(G.run_end);
+        progress(&next, G.t_run0);
+    }
+    G.sending = false;
+    uint64_t end = G.now < G.run_end ? G.now : G.run_end;
+    G.measured_s = end > G.warm_end ? (double)(end - G.warm_end) / 1e9 : 0.0;
+    uint64_t dl = now_ns() + s_to_ns(G.drain_timeout);
+    while (G.outstanding && !timed_out(dl))
+        loop_once(dl);
+}
+
+static void phase_fanout(void)
+{
+    uint64_t settle_end = now_ns() + s_to_ns(G.settle);
+    while (!g_stop && !timed_out(settle_end))
+        loop_once(settle_end);
+    G.now = G.t_run0 = now_ns();
+    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
+    G.run_end = G.warm_end + s_to_ns(G.duration);
+    G.total_msgs = (uint64_t)llround((G.warmup + G.duration) * G.rate);
+    G.sched = 0;
+
+    G.publishing = true;
+    publish_due(); /* message 0 goes out at t=0 */
+    arm_timer();
+    flush_dirty();
+    uint64_t next = G.t_run0 + NS_PER_S;
+    while (!g_stop && !timed_out(G.run_end)) {
+        loop_once(G.run_end);
+        progress(&next, G.t_run0);
+    }
+    G.now = now_ns();
+    if (!g_stop)
+        publish_due(); /* whatever is still due up to run_end */
+    G.publishing = false;
+    arm_timer(); /* disarms */
+    flush_dirty();
+    uint64_t end = G.now < G.run_end ? G.now : G.run_end;
+    G.pub_s = end > G.t_run0 ? (double)(end - G.t_run0) / 1e9 : 0.0;
+    G.measured_s = end > G.warm_end ? (double)(end - G.warm_end) / 1e9 : 0.0;
+
+    uint64_t dl = now_ns() + s_to_ns(G.drain_timeout);
+    while (G.delivered < G.expected && !timed_out(dl))
+        loop_once(dl);
+}
+
+static void phase_close(void)
+{
+    for (uint32_t i = 0; i < G.conns; i++) {
+        conn *c = &G.c[i];
+        if (c->state != ST_OPEN)
+            continue;
+        c->state = ST_CLOSING;
+        G.n_closing++;
+        ws_send_close(c, 1000);
+    }
+    flush_dirty();
+    uint64_t dl = now_ns() + s_to_ns(G.drain_timeout);
+    while (G.n_closing && !timed_out(dl))
+        loop_once(dl);
+    for (uint32_t i = 0; i < G.conns; i++) {
+        conn *c = &G.c[i];
+        if (c->state == ST_CLOSING) {
+            G.n_close_timeout++;
+            G.n_closing--;
+            c->state = ST_DONE;
+        }
+        conn_close_fd(c);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Report                                                                    */
+
+static void report(FILE *out)
+{
+    const hist *h = &G.h;
+    double ct = (double)(G.t_conn_last - G.t_conn0) / 1e9;
+    double ms = G.measured_s > 0 ? G.measured_s : 1.0;
+    fprintf(out, "roomd-bench %s  %s\n", G.mode == MODE_ECHO ? "echo" : "fanout", G.url);
+    fprintf(out, "  %-22s %" PRIu32 " requested, %" PRIu32 " connected, %" PRIu32
+                 " failed, %" PRIu32 " closed unexpectedly\n",
+            "connections", G.conns, G.n_opened, G.n_failed, G.n_lost);
+    fprintf(out, "  %-22s %.3f s\n", "connect time", ct);
+    fprintf(out, "  %-22s %.3f s (warmup %.3f s), size %" PRIu32 " B\n", "measured", G.measured_s,
+            G.warmup, G.size);
+    if (G.mode == MODE_ECHO) {
+        fprintf(out, "  %-22s %" PRIu64 "\n", "round trips", G.rt_count);
+        fprintf(out, "  %-22s %.1f\n", "round trips/s", (double)G.rt_count / ms);
+        static const double pc[] = {50.0, 90.0, 99.0, 99.9};
+        static const char *const pn[] = {"rtt p50", "rtt p90", "rtt p99", "rtt p99.9"};
+        for (unsigned i = 0; i < 4; i++)
+            fprintf(out, "  %-22s %.1f us\n", pn[i], (double)h_percentile(h, pc[i]) / 1e3);
+        fprintf(out, "  %-22s %.1f us\n", "rtt max", (double)h->max / 1e3);
+        fprintf(out, "  %-22s %.1f us\n", "rtt mean", h_mean(h) / 1e3);
+        fprintf(out, "  %-22s %" PRIu64 " mismatched, %" PRIu64 " corrupt, %" PRIu64 " malformed\n",
+                "bad replies", G.mismatched, G.corrupt, G.malformed);
+    } else {
+        uint64_t lost = G.expected > G.delivered ? G.expected - G.delivered : 0;
+        fprintf(out, "  %-22s %" PRIu32 " x %" PRIu32 " members, %" PRIu32 " publishers/room\n",
+                "rooms", G.rooms, G.members, G.publishers);
+        fprintf(out, "  %-22s %.1f msg/s\n", "target rate", G.rate);
+        fprintf(out, "  %-22s %" PRIu64 " (%.1f msg/s), %" PRIu64 " skipped\n", "sent", G.sent,
+                G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped);
+        fprintf(out, "  %-22s %" PRIu64 "\n", "expected deliveries", G.expected);
+        fprintf(out, "  %-22s %" PRIu64 "\n", "delivered", G.delivered);
+        fprintf(out, "  %-22s %.1f\n", "deliveries/s", (double)G.delivered_win / ms);
+        fprintf(out, "  %-22s %" PRIu64 "\n", "lost", lost);
+        fprintf(out, "  %-22s %" PRIu64 "\n", "duplicated", G.dups);
+        fprintf(out, "  %-22s %" PRIu64 "\n", "reordered", G.reordered);
+        fprintf(out, "  %-22s %" PRIu64 " unexpected, %" PRIu64 " malformed\n", "bad deliveries",
+                G.unexpected, G.malformed);
+        static const double pc[] = {50.0, 90.0, 99.0, 99.9};
+        static const char *const pn[] = {"latency p50", "latency p90", "latency p99",
+                                         "latency p99.9"};
+        for (unsigned i = 0; i < 4; i++)
+            fprintf(out, "  %-22s %.3f ms\n", pn[i], (double)h_percentile(h, pc[i]) / 1e6);
+        fprintf(out, "  %-22s %.3f ms\n", "latency max", (double)h->max / 1e6);
+        fprintf(out, "  %-22s %.3f ms\n", "latency mean", h_mean(h) / 1e6);
+    }
+    fprintf(out, "  %-22s %" PRIu64 " protocol errors, %" PRIu32 " close timeouts, %" PRIu64
+                 " pings\n",
+            "other", G.proto_errors, G.n_close_timeout, G.pings);
+    fprintf(out, "  %-22s %.1f MB in, %.1f MB out\n", "traffic", (double)G.bytes_in / 1e6,
+            (double)G.bytes_out / 1e6);
+}
+
+static void report_json(FILE *out, bool ok)
+{
+    const hist *h = &G.h;
+    double ct = (double)(G.t_conn_last - G.t_conn0) / 1e9;
+    double ms = G.measured_s > 0 ? G.measured_s : 1.0;
+    fprintf(out,
+            "{\"ok\":%d,\"conns\":%" PRIu32 ",\"connected\":%" PRIu32 ",\"connect_failed\":%" PRIu32
+            ",\"closed_unexpectedly\":%" PRIu32 ",\"protocol_errors\":%" PRIu64
+            ",\"close_timeouts\":%" PRIu32 ",\"connect_time_s\":%.6f,\"duration_s\":%.6f"
+            ",\"warmup_s\":%.3f,\"size\":%" PRIu32,
+            ok ? 1 : 0, G.conns, G.n_opened, G.n_failed, G.n_lost, G.proto_errors,
+            G.n_close_timeout, ct, G.measured_s, G.warmup, G.size);
+    if (G.mode == MODE_ECHO) {
+        fprintf(out,
+                ",\"round_trips\":%" PRIu64 ",\"round_trips_per_s\":%.3f,\"rtt_us_p50\":%.3f"
+                ",\"rtt_us_p90\":%.3f,\"rtt_us_p99\":%.3f,\"rtt_us_p999\":%.3f"
+                ",\"rtt_us_max\":%.3f,\"rtt_us_mean\":%.3f,\"mismatched\":%" PRIu64
+                ",\"corrupt\":%" PRIu64 ",\"malformed\":%" PRIu64 "}\n",
+                G.rt_count, (double)G.rt_count / ms, (double)h_percentile(h, 50) / 1e3,
+                (double)h_percentile(h, 90) / 1e3, (double)h_percentile(h, 99) / 1e3,
+                (double)h_percentile(h, 99.9) / 1e3, (double)h->max / 1e3, h_mean(h) / 1e3,
+                G.mismatched, G.corrupt, G.malformed);
+    } else {
+        uint64_t lost = G.expected > G.delivered ? G.expected - G.delivered : 0;
+        fprintf(out,
+                ",\"rooms\":%" PRIu32 ",\"members\":%" PRIu32 ",\"publishers\":%" PRIu32
+                ",\"rate_target\":%.3f,\"sent\":%" PRIu64 ",\"send_rate\":%.3f"
+                ",\"send_skipped\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64
+                ",\"deliveries_per_s\":%.3f,\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
+                ",\"reordered\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"malformed\":%" PRIu64
+                ",\"latency_ms_p50\":%.3f,\"latency_ms_p90\":%.3f,\"latency_ms_p99\":%.3f"
+                ",\"latency_ms_p999\":%.3f,\"latency_ms_max\":%.3f,\"latency_ms_mean\":%.3f}\n",
+                G.rooms, G.members, G.publishers, G.rate, G.sent,
+                G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped,
+                G.expected, G.delivered, (double)G.delivered_win / ms, lost, G.dups, G.reordered,
+                G.unexpected, G.malformed, (double)h_percentile(h, 50) / 1e6,
+                (double)h_percentile(h, 90) / 1e6, (double)h_percentile(h, 99) / 1e6,
+                (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup                                                                     */
+
+static void usage(FILE *out)
+{
+    fputs("usage: roomd-bench echo   [options]\n"
+          "       roomd-bench fanout [options]\n"
+          "\n"
+          "modes:\n"
+          "  echo     closed loop: every connection sends a text message, waits for the\n"
+          "           reply (the echo class returns \"[Durable Object]: \" + message),\n"
+          "           records the round trip time and sends the next one.\n"
+          "  fanout   R rooms (<url-path>-0 .. -<R-1>) of M member connections; P members\n"
+          "           of each room publish, paced evenly at --rate msg/s in total; every\n"
+          "           other member records delivery latency, loss, duplicates, reordering.\n"
+          "\n"
+          "common options:\n"
+          "  --url URL              ws:// URL to connect to (only this host:port is used)\n"
+          "                         (default: echo ws://127.0.0.1:8080/echo/bench,\n"
+          "                                   fanout ws://127.0.0.1:8080/chat/room)\n"
+          "  --duration S           measured run time in seconds (default: 10)\n"
+          "  --warmup S             run before measuring starts; not in the stats\n"
+          "                         (default: 1 for echo, 0 for fanout)\n"
+          "  --size BYTES           message payload size, >= 47 (default: 64)\n"
+          "  --connect-timeout S    every connection must be up within S seconds of the\n"
+          "                         start (default: 10)\n"
+          "  --drain-timeout S      max wait at the end for in-flight messages, and again\n"
+          "                         for the close handshakes (default: 5)\n"
+          "  --max-handshakes N     max connects/handshakes in flight (default: 200)\n"
+          "  --json                 print one JSON object line (numbers only) on stdout;\n"
+          "                         the human table then goes to stderr (default: off)\n"
+          "  --quiet                no per-second progress lines on stderr (default: off)\n"
+          "  --help                 show this help\n"
+          "\n"
+          "echo options:\n"
+          "  --conns C              number of connections (default: 10)\n"
+          "\n"
+          "fanout options:\n"
+          "  --rooms R              number of rooms (default: 1)\n"
+          "  --members M            member connections per room, >= 2 (default: 10)\n"
+          "  --publishers P         publishing members per room, 1..M (default: 1)\n"
+          "  --rate N               messages/s in total across all publishers (default: 1000)\n"
+          "  --settle S             pause between all-connected and publishing (default: 0.5)\n"
+          "\n"
+          "exit status: 0 ok; 1 a connection failed to connect, closed unexpectedly or\n"
+          "hit a protocol error (the report is still printed); 2 usage/setup error.\n",
+          out);
+}
+
+static double parse_double(const char *opt, const char *s, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        die("invalid value '%s' for --%s (allowed %g .. %g)", s, opt, lo, hi);
+    return v;
+}
+
+static uint32_t parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t hi)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi)
+        die("invalid value '%s' for --%s (allowed %" PRIu32 " .. %" PRIu32 ")", s, opt, lo, hi);
+    return (uint32_t)v;
+}
+
+static void parse_url(const char *url)
+{
+    if (strncmp(url, "wss://", 6) == 0)
+        die("wss:// is not supported (plaintext ws:// only)");
+    if (strncmp(url, "ws://", 5) != 0)
+        die("URL must start with ws://: %s", url);
+    const char *a = url + 5;
+    const char *slash = strchr(a, '/');
+    size_t al = slash ? (size_t)(slash - a) : strlen(a);
+    if (al == 0 || al >= sizeof G.authority)
+        die("bad host in URL: %s", url);
+    memcpy(G.authority, a, al);
+    G.authority[al] = '\0';
+    const char *path = slash ? slash : "/";
+    if (strlen(path) >= sizeof G.path - 16u)
+        die("URL path too long");
+    snprintf(G.path, sizeof G.path, "%s", path);
+
+    const char *portp = NULL;
+    size_t hl;
+    if (G.authority[0] == '[') {
+        const char *rb = strchr(G.authority, ']');
+        if (!rb)
+            die("bad IPv6 host in URL: %s", url);
+        hl = (size_t)(rb - G.authority - 1);
+        memcpy(G.host, G.authority + 1, hl);
+        if (rb[1] == ':')
+            portp = rb + 2;
+        else if (rb[1])
+            die("bad host in URL: %s", url);
+    } else {
+        const char *colon = strchr(G.authority, ':');
+        hl = colon ? (size_t)(colon - G.authority) : al;
+        memcpy(G.host, G.authority, hl);
+        if (colon)
+            portp = colon + 1;
+    }
+    G.host[hl] = '\0';
+    snprintf(G.port, sizeof G.port, "%s", portp && *portp ? portp : "80");
+    if (!G.host[0])
+        die("bad host in URL: %s", url);
+
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(G.host, G.port, &hints, &res);
+    if (rc != 0 || !res)
+        die("cannot resolve %s:%s: %s", G.host, G.port, gai_strerror(rc));
+    memcpy(&G.addr, res->ai_addr, res->ai_addrlen);
+    G.addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+}
+
+static void raise_nofile(uint32_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die("getrlimit: %s", strerror(errno));
+    if (rl.rlim_cur >= need)
+        return;
+    if (rl.rlim_max < need) {
+        struct rlimit r2 = {need, need};
+        if (setrlimit(RLIMIT_NOFILE, &r2) == 0)
+            return;
+        die("need %" PRIu32 " file descriptors but the hard limit is %llu (raise ulimit -n)", need,
+            (unsigned long long)rl.rlim_max);
+    }
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        die("setrlimit(RLIMIT_NOFILE, %" PRIu32 "): %s", need, strerror(errno));
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static bool self_test(void)
+{
+    char acc[29];
+    ws_accept_for("dGhlIHNhbXBsZSBub25jZQ==", acc); /* RFC 6455 section 1.3 */
+    if (strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != 0)
+        return false;
+    static const uint64_t vals[] = {0, 1, 255, 256, 1000, 123456, 999999999, 60000000000ull};
+    for (unsigned i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        uint64_t lo, hi;
+        h_bounds(h_index(vals[i]), &lo, &hi);
+        if (vals[i] < lo || vals[i] > hi || (double)(hi - lo) > (double)lo / 120.0 + 1.0)
+            return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "echo") == 0)
+        G.mode = MODE_ECHO;
+    else if (strcmp(argv[1], "fanout") == 0)
+        G.mode = MODE_FANOUT;
+    else
+        die("unknown mode '%s' (expected echo or fanout; see --help)", argv[1]);
+
+    G.url = G.mode == MODE_ECHO ? "ws://127.0.0.1:8080/echo/bench" : "ws://127.0.0.1:8080/chat/room";
+    G.conns = 10;
+    G.rooms = 1;
+    G.members = 10;
+    G.publishers = 1;
+    G.rate = 1000;
+    G.duration = 10;
+    G.warmup = G.mode == MODE_ECHO ? 1.0 : 0.0;
+    G.settle = 0.5;
+    G.size = 64;
+    G.connect_timeout = 10;
+    G.drain_timeout = 5;
+    G.max_hs = 200;
+
+    enum { O_URL = 256, O_CONNS, O_DUR, O_SIZE, O_WARM, O_ROOMS, O_MEMB, O_PUBS, O_RATE, O_SETTLE,
+           O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP };
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, O_URL},
+        {"conns", required_argument, NULL, O_CONNS},
+        {"duration", required_argument, NULL, O_DUR},
+        {"size", required_argument, NULL, O_SIZE},
+        {"warmup", required_argument, NULL, O_WARM},
+        {"rooms", required_argument, NULL, O_ROOMS},
+        {"members", required_argument, NULL, O_MEMB},
+        {"publishers", required_argument, NULL, O_PUBS},
+        {"rate", required_argument, NULL, O_RATE},
+        {"settle", required_argument, NULL, O_SETTLE},
+        {"connect-timeout", required_argument, NULL, O_CTO},
+        {"drain-timeout", required_argument, NULL, O_DTO},
+        {"max-handshakes", required_argument, NULL, O_MAXHS},
+        {"json", no_argument, NULL, O_JSON},
+        {"quiet", no_argument, NULL, O_QUIET},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    bool echo_opt = false, fan_opt = false;
+    int o;
+    optind = 2;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case O_URL: G.url = optarg; break;
+        case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
+        case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
+        case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); break;
+        case O_WARM: G.warmup = parse_double("warmup", optarg, 0, 3600); break;
+        case O_ROOMS: G.rooms = parse_u32("rooms", optarg, 1, 1000000); fan_opt = true; break;
+        case O_MEMB: G.members = parse_u32("members", optarg, 2, 1000000); fan_opt = true; break;
+        case O_PUBS: G.publishers = parse_u32("publishers", optarg, 1, 1000000); fan_opt = true; break;
+        case O_RATE: G.rate = parse_double("rate", optarg, 0.001, 1e8); fan_opt = true; break;
+        case O_SETTLE: G.settle = parse_double("settle", optarg, 0, 60); fan_opt = true; break;
+        case O_CTO: G.connect_timeout = parse_double("connect-timeout", optarg, 0.001, 3600); break;
+        case O_DTO: G.drain_timeout = parse_double("drain-timeout", optarg, 0, 3600); break;
+        case O_MAXHS: G.max_hs = parse_u32("max-handshakes", optarg, 1, 1000000); break;
+        case O_JSON: G.json = true; break;
+        case O_QUIET: G.quiet = true; break;
+        case O_HELP: usage(stdout); return 0;
+        default: fputs("see roomd-bench --help\n", stderr); return 2;
+        }
+    }
+    if (optind < argc)
+        die("unexpected argument '%s'", argv[optind]);
+    if (G.mode == MODE_ECHO && fan_opt)
+        die("--rooms/--members/--publishers/--rate/--settle only apply to fanout");
+    if (G.mode == MODE_FANOUT && echo_opt)
+        die("--conns only applies to echo (fanout uses --rooms x --members)");
+    if (G.mode == MODE_FANOUT) {
+        if (G.publishers > G.members)
+            die("--publishers (%" PRIu32 ") must be <= --members (%" PRIu32 ")", G.publishers,
+                G.members);
+        uint64_t total = (uint64_t)G.rooms * G.members;
+        if (total > 1000000u)
+            die("--rooms x --members must be <= 1000000");
+        G.conns = (uint32_t)total;
+    }
+    if (!self_test())
+        die("internal self-test failed (SHA-1/base64/histogram)");
+    parse_url(G.url);
+    raise_nofile(G.conns + 64u);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = (int)SA_RESETHAND; /* a second ^C kills */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = now_ns() ^ (uint64_t)getpid() << 32;
+    G.rng = seed | 1u;
+
+    G.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (G.ep < 0)
+        die("epoll_create1: %s", strerror(errno));
+    G.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (G.tfd < 0)
+        die("timerfd_create: %s", strerror(errno));
+    struct epoll_event tev;
+    memset(&tev, 0, sizeof tev);
+    tev.events = EPOLLIN;
+    tev.data.u64 = TIMER_TAG;
+    if (epoll_ctl(G.ep, EPOLL_CTL_ADD, G.tfd, &tev) < 0)
+        die("epoll_ctl(timerfd): %s", strerror(errno));
+
+    G.c = xcalloc(G.conns, sizeof *G.c);
+    G.dirty = xcalloc(G.conns, sizeof *G.dirty);
+    G.rbuf = xcalloc(DIRECT_THRESHOLD + RBUF_SIZE, 1);
+    G.pad = xcalloc(G.size, 1);
+    memset(G.pad, 'x', G.size);
+    if (G.mode == MODE_FANOUT) {
+        G.trk = xcalloc((size_t)G.conns * G.publishers, sizeof *G.trk);
+        G.npubs = G.rooms * G.publishers;
+        G.pubs = xcalloc(G.npubs, sizeof *G.pubs);
+    }
+    for (uint32_t i = 0; i < G.conns; i++) {
+        conn *c = &G.c[i];
+        c->fd = -1;
+        c->id = i;
+        c->state = ST_IDLE;
+        if (G.mode == MODE_FANOUT) {
+            c->room = i / G.members;
+            c->member = i % G.members;
+            c->is_pub = c->member < G.publishers;
+            c->trk = G.trk + (size_t)i * G.publishers;
+            if (c->is_pub)
+                G.pubs[c->room * G.publishers + c->member] = i;
+        }
+    }
+
+    if (!G.quiet)
+        fprintf(stderr, "roomd-bench: connecting %" PRIu32 " connections to %s:%s ...\n", G.conns,
+                G.host, G.port);
+    phase_connect();
+    if (G.n_opened > G.n_lost && !g_stop) {
+        if (!G.quiet)
+            fprintf(stderr, "roomd-bench: %" PRIu32 " connected in %.3f s%s\n", G.n_opened,
+                    (double)(G.t_conn_last - G.t_conn0) / 1e9,
+                    G.n_failed ? " (some failed; running with the rest)" : "");
+        if (G.mode == MODE_ECHO)
+            phase_echo();
+        else
+            phase_fanout();
+    }
+    phase_close();
+
+    bool ok = G.n_failed == 0 && G.n_lost == 0 && G.proto_errors == 0;
+    for (uint32_t i = 0; i < G.nerrs && i < MAX_ERRS; i++)
+        fprintf(stderr, "roomd-bench: error: %s\n", G.errs[i]);
+    if (G.nerrs > MAX_ERRS)
+        fprintf(stderr, "roomd-bench: ... and %" PRIu32 " more errors\n", G.nerrs - MAX_ERRS);
+    if (g_stop)
+        fprintf(stderr, "roomd-bench: interrupted; partial results\n");
+    if (G.json) {
+        report(stderr);
+        report_json(stdout, ok);
+    } else {
+        report(stdout);
+    }
+    if (!ok)
+        fprintf(stderr,
+                "roomd-bench: FAILED: %" PRIu32 " of %" PRIu32 " connections failed to connect, %" PRIu32
+                " closed unexpectedly, %" PRIu64 " protocol errors\n",
+                G.n_failed, G.conns, G.n_lost, G.proto_errors);
+    fflush(stdout);
+
+    for (uint32_t i = 0; i < G.conns; i++) {
+        free(G.c[i].wbuf);
+        free(G.c[i].pend);
+        free(G.c[i].frag);
+    }
+    free(G.c);
+    free(G.dirty);
+    free(G.rbuf);
+    free(G.pad);
+    free(G.trk);
+    free(G.pubs);
+    close(G.tfd);
+    close(G.ep);
+    return ok ? 0 : 1;
+}

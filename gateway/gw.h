@@ -1,0 +1,225 @@
+/* Gateway internals shared by the gateway's files. Not a public API. */
+#ifndef GW_H
+#define GW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/ssl.h>
+
+#include "http_parser.h"
+#include "pr_msg.h"
+#include "rd_buf.h"
+#include "rd_map.h"
+#include "ws_frame.h"
+
+/* Bytes queued for clients. A broadcast is framed once into one blob and
+ * every recipient's queue references it. */
+typedef struct gw_blob {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+} gw_blob;
+
+typedef struct gw_out {
+    struct gw_out *next;
+    gw_blob *blob;
+    uint32_t off;
+} gw_out;
+
+gw_blob *gw_blob_new(size_t len);
+void gw_blob_unref(gw_blob *b);
+
+/* Connection states:
+ *
+ *  TLS_HS --> HTTP --(upgrade)--> WAIT_OPEN --ACCEPT--> WS --close--> CLOSING --> LINGER --> freed
+ *              |  ^                   |REJECT               (flush, then shutdown(WR), drain)
+ *              |  +--keep-alive--+    v
+ *              +--(object HTTP)--> WAIT_HTTP --HTTP_RES--> HTTP or CLOSING
+ */
+enum gw_conn_state {
+    GW_C_TLS_HS,
+    GW_C_HTTP,
+    GW_C_WAIT_OPEN,
+    GW_C_WAIT_HTTP,
+    GW_C_WS,
+    GW_C_CLOSING,
+    GW_C_LINGER,
+    GW_C_DEAD,
+};
+
+typedef struct gw_shard gw_shard;
+
+typedef struct gw_conn {
+    uint64_t id;
+    int fd;
+    uint8_t state;
+    bool tls;
+    bool write_armed;         /* waiting for EV_WRITE */
+    bool read_paused;
+    bool flush_pending;       /* on the flush list */
+    bool close_after_flush;
+    bool shard_open;          /* the shard holds a connection record for us */
+    bool tls_read_wants_write;
+    bool tls_write_wants_read;
+    int tls_write_len;        /* OpenSSL wants a retried SSL_write repeated with this length */
+    SSL *ssl;
+    struct event ev_read;
+    struct event ev_write;
+    rd_buf in;                /* unprocessed input (partial head or frame) */
+    gw_out *out_head, *out_tail;
+    size_t out_bytes;
+    ws_reader *ws;
+    gw_shard *shard;
+    uint32_t shard_gen;       /* the link generation the shard record belongs to */
+    char *key;                /* object key "class/name" (upgrade, object HTTP) */
+    bool keep_alive;          /* for the HTTP request being answered */
+    bool head_request;
+    uint64_t deadline_ms;     /* for the timeout list it is on */
+    struct gw_conn *tq_next, *tq_prev;
+    int tq;                   /* which timeout list, -1 none */
+    struct gw_conn *flush_next;
+    struct gw_conn *reap_next;
+    char remote[56];
+} gw_conn;
+
+struct gw_shard {
+    int index;
+    char name[64];
+    char path[256];
+    int fd;
+    bool up;                  /* HELLO exchanged */
+    bool flush_pending;
+    bool write_armed;
+    uint32_t gen;             /* bumped on every link loss */
+    struct event ev_read;
+    struct event ev_write;
+    struct event ev_retry;
+    uint64_t retry_ms;
+    rd_buf in;
+    rd_buf out;
+    gw_shard *flush_next;
+    char **classes;
+    size_t nclasses;
+    /* spawn mode */
+    pid_t pid;
+    struct event ev_restart;
+    uint64_t restart_ms;
+    uint64_t started_mono_ms;
+    unsigned restarts;
+};
+
+typedef struct gw_config {
+    char *listen;
+    char *tls_listen;
+    char *cert;
+    char *key;
+    int64_t shards;
+    char *shard_bin;
+    char *run_dir;
+    char *data_dir;
+    char *name;
+    char *log_level;
+    char *config;
+    char *route;
+    uint64_t max_head;
+    int64_t max_headers;
+    uint64_t max_body;
+    uint64_t max_frame;
+    uint64_t max_message;
+    uint64_t handshake_timeout;
+    uint64_t close_timeout;
+    int64_t max_connections;
+    uint64_t max_key;
+} gw_config;
+
+enum { GW_TQ_HANDSHAKE = 0, GW_TQ_CLOSE = 1, GW_TQ_COUNT = 2 };
+
+typedef struct gw_server {
+    gw_config cfg;
+    char name[96];
+    struct event_base *base;
+    SSL_CTX *ssl_ctx;
+    int listen_fd[2];         /* plaintext, TLS */
+    struct event ev_listen[2];
+    struct event ev_accept_retry;
+    struct event ev_tick;
+    bool accept_paused;
+    gw_shard *shards;
+    size_t nshards;
+    const char **shard_names;
+    rd_map conns;             /* id -> gw_conn */
+    uint64_t next_conn_id;
+    size_t nconns;
+    gw_conn *flush_list;
+    gw_shard *shard_flush_list;
+    gw_conn *reap_list;
+    gw_conn *tq_head[GW_TQ_COUNT], *tq_tail[GW_TQ_COUNT];
+    uint8_t *scratch;         /* read buffer shared by all connections */
+    bool stopping;
+    char self_dir[512];
+} gw_server;
+
+extern gw_server gw;
+
+#define GW_SCRATCH (64 * 1024)
+
+/* gw_conn.c */
+void gw_accept_cb(evutil_socket_t fd, short what, void *arg);
+void gw_accept_retry_cb(evutil_socket_t fd, short what, void *arg);
+void gw_conn_flush_all(void);
+void gw_conn_reap(void);
+void gw_conn_tick(void);
+void gw_conn_on_accept(gw_conn *c, const pr_msg *m);
+void gw_conn_on_reject(gw_conn *c, const pr_msg *m);
+void gw_conn_on_send(gw_conn *c, const pr_msg *m);
+void gw_conn_on_broadcast(const pr_msg *m);
+void gw_conn_on_close(gw_conn *c, const pr_msg *m);
+void gw_conn_on_http_res(gw_conn *c, const pr_msg *m);
+/* The shard's link went down: fail everything routed to it. */
+void gw_conn_shard_lost(gw_shard *s);
+void gw_conn_close_all(uint16_t code, const char *reason);
+void gw_conn_kill_all(void);
+
+/* gw_link.c */
+int gw_link_init(void);
+void gw_link_connect(gw_shard *s);
+void gw_link_want_flush(gw_shard *s);
+void gw_link_flush_all(void);
+bool gw_class_known(const char *cls, size_t len);
+bool gw_any_shard_up(void);
+void gw_link_shutdown(void);
+
+/* gw_route.c */
+typedef struct gw_target {
+    const char *cls;          /* into the request target */
+    size_t cls_len;
+    char name[1024];          /* percent-decoded object name */
+    size_t name_len;
+    const char *rest;         /* path after /<class>/<name>, "" or "/..." */
+    size_t rest_len;
+    const char *query;        /* after '?', without it */
+    size_t query_len;
+} gw_target;
+/* 1: an object path; 0: not one (gateway routes or 404); -EINVAL: an object
+ * path that is malformed (400, err says why). */
+int gw_route_parse(const char *target, size_t len, size_t max_name, gw_target *ret,
+                   char err[RD_ERR_LEN]);
+gw_shard *gw_route_pick(const char *key, size_t len);
+
+/* gw_spawn.c */
+int gw_spawn_start(void);
+void gw_spawn_stop(void);
+
+/* gw_tls.c */
+SSL_CTX *gw_tls_ctx_new(const char *cert, const char *key, char err[RD_ERR_LEN]);
+void gw_tls_log_errors(const char *what);
+
+/* ws_handshake.c */
+#include "ws_handshake.h"
+
+#endif

@@ -1,0 +1,1100 @@
+/* Client connections: accept, TLS, HTTP, the WebSocket handshake through
+ * the owning shard, frames both ways, and teardown. The state diagram is in
+ * gw.h. Output is queued (gw_out -> shared gw_blob) and written once per loop
+ * turn by gw_conn_flush_all(); connections are freed only from the deferred
+ * pass gw_conn_reap(), never inside their own callbacks. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "gw.h"
+#include "rd_log.h"
+#include "rd_time.h"
+#include "rd_uuid.h"
+
+#define GW_MAX_IOV 64
+#define GW_TLS_RECORD 16384
+#define GW_LINGER_MS 2000
+
+static gw_out *out_free_list;
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_process(gw_conn *c, uint8_t *p, size_t n);
+static void conn_kill(gw_conn *c);
+
+/* --- blobs and queues ---------------------------------------------------- */
+
+gw_blob *gw_blob_new(size_t len)
+{
+    gw_blob *b = rd_xmalloc(sizeof *b + len);
+    b->refs = 1;
+    b->len = (uint32_t)len;
+    return b;
+}
+
+void gw_blob_unref(gw_blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void want_flush(gw_conn *c)
+{
+    if (c->flush_pending || c->state == GW_C_DEAD)
+        return;
+    c->flush_pending = true;
+    c->flush_next = gw.flush_list;
+    gw.flush_list = c;
+}
+
+static void enqueue(gw_conn *c, gw_blob *b)
+{
+    gw_out *o = out_free_list;
+    if (o)
+        out_free_list = o->next;
+    else
+        o = rd_xmalloc(sizeof *o);
+    o->next = NULL;
+    o->blob = b;
+    o->off = 0;
+    b->refs++;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += b->len;
+    want_flush(c);
+}
+
+static void enqueue_bytes(gw_conn *c, const void *p, size_t n)
+{
+    gw_blob *b = gw_blob_new(n);
+    memcpy(b->data, p, n);
+    enqueue(c, b);
+    gw_blob_unref(b);
+}
+
+static void out_drop_all(gw_conn *c)
+{
+    while (c->out_head) {
+        gw_out *o = c->out_head;
+        c->out_head = o->next;
+        gw_blob_unref(o->blob);
+        o->next = out_free_list;
+        out_free_list = o;
+    }
+    c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+/* Remove n written bytes from the front of the queue. */
+static void out_consume(gw_conn *c, size_t n)
+{
+    c->out_bytes -= n;
+    while (n) {
+        gw_out *o = c->out_head;
+        size_t left = o->blob->len - o->off;
+        if (n < left) {
+            o->off += (uint32_t)n;
+            return;
+        }
+        n -= left;
+        c->out_head = o->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        gw_blob_unref(o->blob);
+        o->next = out_free_list;
+        out_free_list = o;
+    }
+}
+
+/* --- timeouts ------------------------------------------------------------ */
+
+/* Each list holds connections with the same timeout, so appending keeps it
+ * sorted by deadline and the tick only looks at the expired head. */
+static void tq_remove(gw_conn *c)
+{
+    if (c->tq < 0)
+        return;
+    if (c->tq_prev)
+        c->tq_prev->tq_next = c->tq_next;
+    else
+        gw.tq_head[c->tq] = c->tq_next;
+    if (c->tq_next)
+        c->tq_next->tq_prev = c->tq_prev;
+    else
+        gw.tq_tail[c->tq] = c->tq_prev;
+    c->tq_next = c->tq_prev = NULL;
+    c->tq = -1;
+}
+
+static void tq_add(gw_conn *c, int q, uint64_t timeout_ms)
+{
+    tq_remove(c);
+    c->tq = q;
+    c->deadline_ms = rd_mono_ms() + timeout_ms;
+    c->tq_prev = gw.tq_tail[q];
+    c->tq_next = NULL;
+    if (gw.tq_tail[q])
+        gw.tq_tail[q]->tq_next = c;
+    else
+        gw.tq_head[q] = c;
+    gw.tq_tail[q] = c;
+}
+
+/* --- raw I/O (plaintext or TLS) ------------------------------------------ */
+
+/* > 0 bytes, 0 EOF, -EAGAIN nothing now, other < 0 fatal. */
+static ssize_t io_read(gw_conn *c, uint8_t *buf, size_t cap)
+{
+    if (!c->ssl) {
+        for (;;) {
+            ssize_t n = recv(c->fd, buf, cap, 0);
+            if (n >= 0)
+                return n;
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+    }
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, (int)(cap > INT32_MAX ? INT32_MAX : cap));
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(c->ssl, n);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        c->tls_read_wants_write = true;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        gw_tls_log_errors("read");
+        return -EIO;
+    }
+}
+
+/* Bytes written (>= 0; 0 when the socket is full) or < 0 fatal. */
+static ssize_t io_write(gw_conn *c)
+{
+    if (!c->ssl) {
+        struct iovec iov[GW_MAX_IOV];
+        int n = 0;
+        for (gw_out *o = c->out_head; o && n < GW_MAX_IOV; o = o->next, n++) {
+            iov[n].iov_base = o->blob->data + o->off;
+            iov[n].iov_len = o->blob->len - o->off;
+        }
+        for (;;) {
+            ssize_t w = writev(c->fd, iov, n);
+            if (w >= 0)
+                return w;
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        }
+    }
+    /* Coalesce small frames into full TLS records: one record per 16 KiB
+     * instead of one per message. A retried SSL_write must repeat the same
+     * length; the queue's front bytes are unchanged until it succeeds. */
+    uint8_t rec[GW_TLS_RECORD];
+    size_t len = 0;
+    size_t want = c->tls_write_len ? (size_t)c->tls_write_len : sizeof rec;
+    for (gw_out *o = c->out_head; o && len < want; o = o->next) {
+        size_t k = o->blob->len - o->off;
+        if (k > want - len)
+            k = want - len;
+        memcpy(rec + len, o->blob->data + o->off, k);
+        len += k;
+    }
+    ERR_clear_error();
+    int w = SSL_write(c->ssl, rec, (int)len);
+    if (w > 0) {
+        c->tls_write_len = 0;
+        return w;
+    }
+    int e = SSL_get_error(c->ssl, w);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        c->tls_write_len = (int)len;
+        c->tls_write_wants_read = e == SSL_ERROR_WANT_READ;
+        return 0;
+    }
+    gw_tls_log_errors("write");
+    return -EIO;
+}
+
+/* --- teardown ------------------------------------------------------------ */
+
+static void shard_forget(gw_conn *c, unsigned code, const char *reason)
+{
+    if (!c->shard_open)
+        return;
+    c->shard_open = false;
+    gw_shard *s = c->shard;
+    if (s && s->fd >= 0 && s->gen == c->shard_gen) {
+        pr_enc_close(&s->out, c->id, code, reason, strlen(reason));
+        gw_link_want_flush(s);
+    }
+}
+
+/* Mark dead and hand to the deferred free. Safe inside any callback. */
+static void conn_kill(gw_conn *c)
+{
+    if (c->state == GW_C_DEAD)
+        return;
+    shard_forget(c, WS_CLOSE_ABNORMAL, "connection lost");
+    c->state = GW_C_DEAD;
+    tq_remove(c);
+    event_del(&c->ev_read);
+    event_del(&c->ev_write);
+    rd_map_del(&gw.conns, c->id);
+    c->reap_next = gw.reap_list;
+    gw.reap_list = c;
+}
+
+void gw_conn_reap(void)
+{
+    while (gw.reap_list) {
+        gw_conn *c = gw.reap_list;
+        gw.reap_list = c->reap_next;
+        out_drop_all(c);
+        if (c->ssl)
+            SSL_free(c->ssl);
+        close(c->fd);
+        rd_buf_free(&c->in);
+        if (c->ws) {
+            ws_reader_free(c->ws);
+            free(c->ws);
+        }
+        free(c->key);
+        free(c);
+        gw.nconns--;
+    }
+    if (gw.accept_paused && !gw.stopping &&
+        (gw.cfg.max_connections <= 0 || gw.nconns < (size_t)gw.cfg.max_connections))
+        gw_accept_retry_cb(-1, 0, NULL);
+}
+
+/* Everything queued so far goes out, then the connection closes gracefully. */
+static void close_after_flush(gw_conn *c)
+{
+    if (c->state == GW_C_DEAD || c->state == GW_C_LINGER)
+        return;
+    c->state = GW_C_CLOSING;
+    c->close_after_flush = true;
+    tq_add(c, GW_TQ_CLOSE, gw.cfg.close_timeout);
+    want_flush(c);
+}
+
+/* The queue is empty and we are closing: half-close, then read and discard
+ * until the peer closes too (or the linger timer ends it). Closing with
+ * unread input would send RST and could destroy our last frames in flight. */
+static void start_linger(gw_conn *c)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl); /* best effort close_notify */
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->state = GW_C_LINGER;
+    c->read_paused = false;
+    event_add(&c->ev_read, NULL);
+    tq_add(c, GW_TQ_CLOSE, GW_LINGER_MS);
+}
+
+/* --- responses ----------------------------------------------------------- */
+
+static void http_respond(gw_conn *c, int status, const char *ctype, const char *extra_headers,
+                         const void *body, size_t blen, bool keep_alive)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: %s\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Connection: %s\r\n"
+                     "%s\r\n",
+                     status, gw_http_reason(status), ctype ? ctype : "text/plain; charset=utf-8",
+                     blen, keep_alive ? "keep-alive" : "close", extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof head)
+        n = (int)sizeof head - 1;
+    size_t bl = c->head_request ? 0 : blen;
+    gw_blob *b = gw_blob_new((size_t)n + bl);
+    memcpy(b->data, head, (size_t)n);
+    if (bl)
+        memcpy(b->data + n, body, bl);
+    enqueue(c, b);
+    gw_blob_unref(b);
+    if (!keep_alive) {
+        close_after_flush(c);
+        return;
+    }
+    c->state = GW_C_HTTP;
+    tq_add(c, GW_TQ_HANDSHAKE, gw.cfg.handshake_timeout);
+}
+
+/* A refusal: status, a one-line reason as the body, connection closed. */
+static void http_error(gw_conn *c, int status, const char *reason, const char *extra)
+{
+    char body[RD_ERR_LEN + 2];
+    int n = snprintf(body, sizeof body, "%s\n", reason);
+    rd_debug("msg=\"request refused\" conn=%llu remote=%s status=%d reason=\"%s\"",
+             (unsigned long long)c->id, c->remote, status, reason);
+    http_respond(c, status, NULL, extra, body, (size_t)n, false);
+}
+
+static void ws_send_close(gw_conn *c, uint16_t code, const char *reason, size_t rlen)
+{
+    uint8_t payload[125];
+    size_t pl = ws_close_payload(payload, code, reason, rlen);
+    uint8_t hdr[14];
+    size_t hl = ws_frame_header(hdr, true, false, WS_OP_CLOSE, pl, NULL);
+    gw_blob *b = gw_blob_new(hl + pl);
+    memcpy(b->data, hdr, hl);
+    memcpy(b->data + hl, payload, pl);
+    enqueue(c, b);
+    gw_blob_unref(b);
+}
+
+static gw_blob *ws_frame_blob(int opcode, const void *payload, size_t len)
+{
+    uint8_t hdr[14];
+    size_t hl = ws_frame_header(hdr, true, false, opcode, len, NULL);
+    gw_blob *b = gw_blob_new(hl + len);
+    memcpy(b->data, hdr, hl);
+    if (len)
+        memcpy(b->data + hl, payload, len);
+    return b;
+}
+
+/* Close the WebSocket from our side with code and reason. */
+static void ws_fail(gw_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != GW_C_WS)
+        return;
+    ws_send_close(c, code, reason, strlen(reason));
+    shard_forget(c, code, reason);
+    close_after_flush(c);
+}
+
+/* --- requests ------------------------------------------------------------ */
+
+static void gateway_route(gw_conn *c, const gw_http_request *req, const char *path, size_t plen)
+{
+    bool get = (req->method_len == 3 && !memcmp(req->method, "GET", 3)) ||
+               (req->method_len == 4 && !memcmp(req->method, "HEAD", 4));
+    if (plen == 8 && !memcmp(path, "/healthz", 8)) {
+        if (!get) {
+            http_error(c, 405, "/healthz answers GET and HEAD", "Allow: GET, HEAD\r\n");
+            return;
+        }
+        char body[4096];
+        size_t n = 0, up = 0;
+        n += (size_t)snprintf(body + n, sizeof body - n, "{\"shards\":{");
+        for (size_t i = 0; i < gw.nshards && n < sizeof body - 128; i++) {
+            up += gw.shards[i].up;
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s\"%s\":\"%s\"", i ? "," : "",
+                                  gw.shards[i].name, gw.shards[i].up ? "up" : "down");
+        }
+        bool ok = up == gw.nshards;
+        n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}\n", ok ? "ok" : "degraded");
+        http_respond(c, ok ? 200 : 503, "application/json", NULL, body, n, c->keep_alive);
+        return;
+    }
+    if (plen == 1 && path[0] == '/' && get) {
+        char body[1024];
+        size_t n = (size_t)snprintf(body, sizeof body,
+                                    "roomd gateway %s\n\nConnect a WebSocket to /<class>/<name>, e.g. "
+                                    "/echo/foo or /chat/lobby.\nHealth: /healthz\n",
+                                    gw.name);
+        http_respond(c, 200, NULL, NULL, body, n, c->keep_alive);
+        return;
+    }
+    http_error(c, 404, "not found", NULL);
+}
+
+static const char *const object_methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
+
+static bool method_allowed(const gw_http_request *req)
+{
+    for (const char *const *m = object_methods; *m; m++)
+        if (strlen(*m) == req->method_len && !memcmp(*m, req->method, req->method_len))
+            return true;
+    return false;
+}
+
+/* Write the request's headers as a msgpack map, names lower-cased. */
+static void put_headers(rd_buf *b, const gw_http_request *req)
+{
+    pr_mp_put_map(b, (uint32_t)req->num_headers);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const gw_http_header *h = &req->headers[i];
+        char name[256];
+        size_t nl = h->name_len < sizeof name ? h->name_len : sizeof name;
+        for (size_t j = 0; j < nl; j++) {
+            char ch = h->name[j];
+            name[j] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+        pr_mp_put_str(b, name, nl);
+        pr_mp_put_str(b, h->value, h->value_len);
+    }
+}
+
+static void object_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
+                           const uint8_t *body, size_t blen)
+{
+    bool upgrade = ws_handshake_requested(req);
+    if (!gw_any_shard_up()) {
+        http_error(c, 503, "no shard is available yet; retry shortly", "Retry-After: 1\r\n");
+        return;
+    }
+    if (!gw_class_known(t->cls, t->cls_len)) {
+        char why[96];
+        snprintf(why, sizeof why, "unknown class '%.*s'", (int)t->cls_len, t->cls);
+        http_error(c, 404, why, NULL);
+        return;
+    }
+    char accept[WS_ACCEPT_LEN + 1];
+    const char *protos = NULL;
+    size_t protos_len = 0;
+    if (upgrade) {
+        int status;
+        char err[RD_ERR_LEN];
+        if (ws_handshake_check(req, accept, &protos, &protos_len, &status, err) < 0) {
+            http_error(c, status, err, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+            return;
+        }
+    } else if (!method_allowed(req)) {
+        http_error(c, 405, "method not allowed", "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
+        return;
+    }
+    size_t klen = t->cls_len + 1 + t->name_len;
+    free(c->key);
+    c->key = rd_xmalloc(klen + 1);
+    memcpy(c->key, t->cls, t->cls_len);
+    c->key[t->cls_len] = '/';
+    memcpy(c->key + t->cls_len + 1, t->name, t->name_len);
+    c->key[klen] = '\0';
+    gw_shard *s = gw_route_pick(c->key, klen);
+    if (!s || !s->up) {
+        http_error(c, 503, "the shard owning this object is restarting; retry shortly",
+                   "Retry-After: 1\r\n");
+        return;
+    }
+    c->shard = s;
+    c->shard_gen = s->gen;
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    if (upgrade) {
+        char client_id[RD_UUID_STR_LEN + 1];
+        rd_uuid7_str(client_id);
+        /* The accept key rides in the connection until ACCEPT; keep it in key's tail. */
+        c->key = rd_xrealloc(c->key, klen + 1 + WS_ACCEPT_LEN + 1);
+        memcpy(c->key + klen + 1, accept, WS_ACCEPT_LEN + 1);
+        pr_mp_put_array(b, 10);
+        pr_mp_put_uint(b, PR_OPEN);
+        pr_mp_put_uint(b, c->id);
+        pr_mp_put_str(b, c->key, klen);
+        pr_mp_put_str(b, client_id, RD_UUID_STR_LEN);
+        pr_mp_put_uint(b, rd_wall_ms());
+        pr_mp_put_uint(b, 0);
+        pr_mp_put_str(b, protos ? protos : "", protos_len);
+        pr_mp_put_str(b, c->remote, strlen(c->remote));
+        pr_mp_put_str(b, t->query, t->query_len);
+        put_headers(b, req);
+        c->state = GW_C_WAIT_OPEN;
+        c->shard_open = true;
+    } else {
+        pr_mp_put_array(b, 9);
+        pr_mp_put_uint(b, PR_HTTP_REQ);
+        pr_mp_put_uint(b, c->id);
+        pr_mp_put_str(b, c->key, klen);
+        pr_mp_put_str(b, req->method, req->method_len);
+        pr_mp_put_str(b, t->rest, t->rest_len);
+        pr_mp_put_str(b, t->query, t->query_len);
+        put_headers(b, req);
+        pr_mp_put_bin(b, body, blen);
+        pr_mp_put_str(b, c->remote, strlen(c->remote));
+        c->state = GW_C_WAIT_HTTP;
+    }
+    if (pr_frame_end(b, start) < 0) {
+        c->shard_open = false;
+        c->state = GW_C_HTTP;
+        http_error(c, 413, "request too large", NULL);
+        return;
+    }
+    gw_link_want_flush(s);
+    /* Nothing more is read until the shard answers. */
+    tq_remove(c);
+    c->read_paused = true;
+    event_del(&c->ev_read);
+}
+
+/* Returns bytes consumed; 0 when more input is needed or reading stops. */
+static size_t handle_http(gw_conn *c, uint8_t *p, size_t n)
+{
+    gw_http_request req;
+    int status = 0;
+    char err[RD_ERR_LEN];
+    int r = gw_http_parse((const char *)p, n, gw.cfg.max_head, (size_t)gw.cfg.max_headers, &req,
+                          &status, err);
+    if (r == 0)
+        return 0;
+    if (r < 0) {
+        http_error(c, status, err, NULL);
+        return n;
+    }
+    size_t head = (size_t)r;
+    size_t blen = 0;
+    if (req.chunked) {
+        http_error(c, 411, "chunked request bodies are not supported; send Content-Length", NULL);
+        return n;
+    }
+    if (req.content_length > 0) {
+        if ((uint64_t)req.content_length > gw.cfg.max_body) {
+            http_error(c, 413, "request body too large", NULL);
+            return n;
+        }
+        blen = (size_t)req.content_length;
+        if (n - head < blen)
+            return 0; /* wait for the whole body (bounded by max-body) */
+    }
+    c->keep_alive = req.keep_alive;
+    c->head_request = req.method_len == 4 && !memcmp(req.method, "HEAD", 4);
+    gw_target t;
+    int k = gw_route_parse(req.target, req.target_len, gw.cfg.max_key, &t, err);
+    if (k < 0)
+        http_error(c, 400, err, NULL);
+    else if (k == 0) {
+        const char *qm = memchr(req.target, '?', req.target_len);
+        gateway_route(c, &req, req.target, qm ? (size_t)(qm - req.target) : req.target_len);
+    } else
+        object_request(c, &req, &t, p + head, blen);
+    return head + blen;
+}
+
+/* --- WebSocket input ----------------------------------------------------- */
+
+static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n && c->state == GW_C_WS) {
+        ws_event ev;
+        size_t used = ws_reader_feed(c->ws, p + off, n - off, &ev);
+        off += used;
+        switch (ev.type) {
+        case WS_EV_NONE:
+            if (used == 0)
+                return n; /* cannot happen with input left; never spin */
+            break;
+        case WS_EV_MESSAGE: {
+            gw_shard *s = c->shard;
+            if (!s || s->fd < 0 || s->gen != c->shard_gen) {
+                ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
+                return n;
+            }
+            pr_enc_frame(&s->out, PR_FRAME, c->id, (unsigned)ev.opcode, ev.data, ev.len);
+            gw_link_want_flush(s);
+            break;
+        }
+        case WS_EV_PING: {
+            gw_blob *b = ws_frame_blob(WS_OP_PONG, ev.data, ev.len);
+            enqueue(c, b);
+            gw_blob_unref(b);
+            break;
+        }
+        case WS_EV_PONG:
+            break;
+        case WS_EV_CLOSE: {
+            /* Echo the code (none -> empty close), tell the shard, close. */
+            uint16_t code = ev.close_code == WS_CLOSE_NO_STATUS ? 0 : ev.close_code;
+            ws_send_close(c, code, NULL, 0);
+            shard_forget(c, ev.close_code, "");
+            close_after_flush(c);
+            return n;
+        }
+        case WS_EV_ERROR:
+            rd_debug("msg=\"websocket protocol error\" conn=%llu code=%u reason=\"%s\"",
+                     (unsigned long long)c->id, ev.close_code, ev.reason);
+            ws_fail(c, ev.close_code, ev.reason);
+            return n;
+        }
+    }
+    return c->state == GW_C_WS ? off : n;
+}
+
+/* Run the state machine over input; returns bytes consumed. */
+static size_t consume(gw_conn *c, uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        size_t used;
+        switch (c->state) {
+        case GW_C_HTTP:
+            used = handle_http(c, p + off, n - off);
+            break;
+        case GW_C_WS:
+            used = handle_ws(c, p + off, n - off);
+            break;
+        case GW_C_LINGER:
+        case GW_C_CLOSING:
+        case GW_C_DEAD:
+            return n; /* discard */
+        default:
+            return off; /* waiting for the shard: keep the rest */
+        }
+        if (used == 0)
+            break;
+        off += used;
+    }
+    return off;
+}
+
+static void conn_process(gw_conn *c, uint8_t *p, size_t n)
+{
+    if (rd_buf_avail(&c->in)) {
+        rd_buf_append(&c->in, p, n);
+        size_t used = consume(c, rd_buf_data(&c->in), rd_buf_avail(&c->in));
+        rd_buf_consume(&c->in, used);
+    } else {
+        size_t used = consume(c, p, n);
+        if (used < n)
+            rd_buf_append(&c->in, p + used, n - used);
+    }
+    if (rd_buf_avail(&c->in) == 0)
+        rd_buf_free(&c->in); /* idle connections hold no input buffer */
+    else if (c->state == GW_C_HTTP && rd_buf_avail(&c->in) > gw.cfg.max_head + gw.cfg.max_body)
+        http_error(c, 413, "request too large", NULL);
+}
+
+/* Input left over while we waited for the shard. */
+static void resume_reading(gw_conn *c)
+{
+    if (c->state == GW_C_DEAD)
+        return;
+    c->read_paused = false;
+    event_add(&c->ev_read, NULL);
+    if (rd_buf_avail(&c->in)) {
+        size_t used = consume(c, rd_buf_data(&c->in), rd_buf_avail(&c->in));
+        rd_buf_consume(&c->in, used);
+        if (!rd_buf_avail(&c->in))
+            rd_buf_free(&c->in);
+    }
+}
+
+static int tls_handshake(gw_conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->state = GW_C_HTTP;
+        return 1;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    if (e == SSL_ERROR_WANT_WRITE) {
+        if (!c->write_armed) {
+            event_add(&c->ev_write, NULL);
+            c->write_armed = true;
+        }
+        return 0;
+    }
+    gw_tls_log_errors("handshake");
+    rd_debug("msg=\"tls handshake failed\" conn=%llu remote=%s", (unsigned long long)c->id, c->remote);
+    conn_kill(c);
+    return -1;
+}
+
+static void conn_read(gw_conn *c)
+{
+    if (c->state == GW_C_TLS_HS && tls_handshake(c) <= 0)
+        return;
+    /* A bounded number of reads per turn keeps one busy client from starving
+     * the others. TLS may hold decrypted bytes we have not read (SSL_pending)
+     * that no fd event will announce, so keep reading those. */
+    for (int i = 0; i < 8 && c->state != GW_C_DEAD && !c->read_paused; i++) {
+        ssize_t n = io_read(c, gw.scratch, GW_SCRATCH);
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            conn_kill(c);
+            return;
+        }
+        conn_process(c, gw.scratch, (size_t)n);
+        if ((size_t)n < GW_SCRATCH && !(c->ssl && SSL_pending(c->ssl)))
+            break;
+    }
+    if (c->tls_read_wants_write && !c->write_armed && c->state != GW_C_DEAD) {
+        event_add(&c->ev_write, NULL);
+        c->write_armed = true;
+    }
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->tls_write_wants_read) {
+        c->tls_write_wants_read = false;
+        want_flush(c);
+    }
+    conn_read(c);
+}
+
+/* --- output -------------------------------------------------------------- */
+
+static void conn_flush(gw_conn *c)
+{
+    if (c->state == GW_C_DEAD || c->state == GW_C_TLS_HS)
+        return;
+    while (c->out_head) {
+        ssize_t w = io_write(c);
+        if (w < 0) {
+            conn_kill(c);
+            return;
+        }
+        if (w == 0) {
+            if (!c->write_armed) {
+                event_add(&c->ev_write, NULL);
+                c->write_armed = true;
+            }
+            return;
+        }
+        out_consume(c, (size_t)w);
+    }
+    if (c->write_armed && !c->tls_read_wants_write) {
+        event_del(&c->ev_write);
+        c->write_armed = false;
+    }
+    if (c->close_after_flush && c->state == GW_C_CLOSING)
+        start_linger(c);
+}
+
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->state == GW_C_TLS_HS) {
+        c->write_armed = false;
+        event_del(&c->ev_write);
+        if (tls_handshake(c) > 0)
+            conn_read(c);
+        return;
+    }
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        conn_read(c);
+    }
+    conn_flush(c);
+}
+
+void gw_conn_flush_all(void)
+{
+    while (gw.flush_list) {
+        gw_conn *c = gw.flush_list;
+        gw.flush_list = c->flush_next;
+        c->flush_pending = false;
+        if (!c->write_armed)
+            conn_flush(c);
+    }
+}
+
+/* --- shard answers ------------------------------------------------------- */
+
+void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
+{
+    if (c->state != GW_C_WAIT_OPEN)
+        return;
+    size_t klen = strlen(c->key);
+    const char *accept = c->key + klen + 1;
+    char head[512];
+    int n;
+    if (m->u.accept.subprotocol.p && m->u.accept.subprotocol.n < 200)
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: %.*s\r\n\r\n",
+                     accept, (int)m->u.accept.subprotocol.n, m->u.accept.subprotocol.p);
+    else
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    enqueue_bytes(c, head, (size_t)n);
+    c->key = rd_xrealloc(c->key, klen + 1);
+    c->ws = rd_xmalloc(sizeof *c->ws);
+    ws_reader_init(c->ws, gw.cfg.max_frame, gw.cfg.max_message);
+    c->state = GW_C_WS;
+    rd_debug("msg=\"websocket open\" conn=%llu object=%s shard=%s", (unsigned long long)c->id, c->key,
+             c->shard->name);
+    resume_reading(c);
+}
+
+void gw_conn_on_reject(gw_conn *c, const pr_msg *m)
+{
+    if (c->state != GW_C_WAIT_OPEN)
+        return;
+    c->shard_open = false;
+    c->state = GW_C_HTTP;
+    int status = (int)m->u.reject.status;
+    if (status < 400 || status > 599)
+        status = 500;
+    char why[RD_ERR_LEN];
+    snprintf(why, sizeof why, "%.*s", (int)m->u.reject.body.n, m->u.reject.body.p ? m->u.reject.body.p : "");
+    http_error(c, status, why, status == 503 ? "Retry-After: 1\r\n" : NULL);
+}
+
+void gw_conn_on_send(gw_conn *c, const pr_msg *m)
+{
+    if (c->state != GW_C_WS)
+        return;
+    gw_blob *b = ws_frame_blob(m->u.frame.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
+                               m->u.frame.payload.p, m->u.frame.payload.n);
+    enqueue(c, b);
+    gw_blob_unref(b);
+}
+
+void gw_conn_on_broadcast(const pr_msg *m)
+{
+    /* Framed once; every recipient's queue points at the same bytes. */
+    gw_blob *b = ws_frame_blob(m->u.broadcast.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
+                               m->u.broadcast.payload.p, m->u.broadcast.payload.n);
+    pr_list l = m->u.broadcast.conns;
+    uint64_t id;
+    while (pr_list_next_uint(&l, &id) == 0) {
+        gw_conn *c = rd_map_get(&gw.conns, id);
+        if (c && c->state == GW_C_WS)
+            enqueue(c, b);
+    }
+    gw_blob_unref(b);
+}
+
+void gw_conn_on_close(gw_conn *c, const pr_msg *m)
+{
+    c->shard_open = false; /* the shard dropped its record */
+    if (c->state == GW_C_WS) {
+        const char *r = m->u.close.reason.p ? m->u.close.reason.p : "";
+        unsigned code = (unsigned)m->u.close.code;
+        if (!ws_close_code_valid(code) || code == WS_CLOSE_NO_STATUS)
+            code = WS_CLOSE_NORMAL;
+        ws_send_close(c, (uint16_t)code, r, m->u.close.reason.n);
+        close_after_flush(c);
+    } else if (c->state == GW_C_WAIT_OPEN) {
+        c->state = GW_C_HTTP;
+        http_error(c, 503, "the object closed the connection", NULL);
+    }
+}
+
+void gw_conn_on_http_res(gw_conn *c, const pr_msg *m)
+{
+    if (c->state != GW_C_WAIT_HTTP)
+        return;
+    int status = (int)m->u.http_res.status;
+    if (status < 100 || status > 599)
+        status = 502;
+    char ctype[128] = "text/plain; charset=utf-8";
+    pr_list l = m->u.http_res.headers;
+    pr_str k, v;
+    while (pr_list_next_kv(&l, &k, &v) == 0)
+        if (k.n == 12 && !strncasecmp(k.p, "content-type", 12) && v.n < sizeof ctype) {
+            bool clean = true;
+            for (size_t i = 0; i < v.n; i++)
+                clean &= v.p[i] >= 0x20 && v.p[i] != 0x7f;
+            if (clean)
+                snprintf(ctype, sizeof ctype, "%.*s", (int)v.n, v.p);
+        }
+    c->state = GW_C_HTTP;
+    char extra[96];
+    snprintf(extra, sizeof extra, "X-Roomd-Shard: %s\r\n", c->shard->name);
+    http_respond(c, status, ctype, extra, m->u.http_res.body.p, m->u.http_res.body.n, c->keep_alive);
+    resume_reading(c);
+}
+
+void gw_conn_shard_lost(gw_shard *s)
+{
+    gw_conn *c;
+    size_t it = 0;
+    /* Collect first: closing edits nothing in the map, but be explicit. */
+    while ((c = rd_map_next(&gw.conns, &it))) {
+        if (c->shard != s)
+            continue;
+        c->shard_open = false;
+        switch (c->state) {
+        case GW_C_WS:
+            ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
+            break;
+        case GW_C_WAIT_OPEN:
+        case GW_C_WAIT_HTTP:
+            c->state = GW_C_HTTP;
+            http_error(c, 503, "the shard owning this object restarted; retry", "Retry-After: 1\r\n");
+            break;
+        default:
+            break;
+        }
+        c->shard = NULL;
+    }
+}
+
+void gw_conn_close_all(uint16_t code, const char *reason)
+{
+    /* Collect first: conn_kill removes from the map being walked. */
+    size_t n = gw.conns.count, k = 0, it = 0;
+    gw_conn **all = rd_xmalloc((n ? n : 1) * sizeof *all), *c;
+    while (k < n && (c = rd_map_next(&gw.conns, &it)))
+        all[k++] = c;
+    for (size_t i = 0; i < k; i++) {
+        c = all[i];
+        if (c->state == GW_C_WS)
+            ws_fail(c, code, reason);
+        else if (c->state != GW_C_CLOSING && c->state != GW_C_LINGER)
+            conn_kill(c);
+    }
+    free(all);
+}
+
+void gw_conn_kill_all(void)
+{
+    size_t n = gw.conns.count, k = 0, it = 0;
+    gw_conn **all = rd_xmalloc((n ? n : 1) * sizeof *all), *c;
+    while (k < n && (c = rd_map_next(&gw.conns, &it)))
+        all[k++] = c;
+    for (size_t i = 0; i < k; i++)
+        conn_kill(all[i]);
+    free(all);
+}
+
+/* --- timeouts ------------------------------------------------------------ */
+
+void gw_conn_tick(void)
+{
+    uint64_t now = rd_mono_ms();
+    gw_conn *c;
+    while ((c = gw.tq_head[GW_TQ_HANDSHAKE]) && c->deadline_ms <= now) {
+        tq_remove(c);
+        if (c->state == GW_C_HTTP && rd_buf_avail(&c->in)) {
+            http_error(c, 408, "request not completed in time", NULL);
+        } else {
+            rd_debug("msg=\"idle connection closed\" conn=%llu remote=%s", (unsigned long long)c->id,
+                     c->remote);
+            conn_kill(c);
+        }
+    }
+    while ((c = gw.tq_head[GW_TQ_CLOSE]) && c->deadline_ms <= now) {
+        tq_remove(c);
+        conn_kill(c);
+    }
+}
+
+/* --- accept -------------------------------------------------------------- */
+
+static void format_remote(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+        port = ntohs(s4->sin_port);
+        snprintf(out, cap, "%s:%u", ip, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+        port = ntohs(s6->sin6_port);
+        snprintf(out, cap, "[%s]:%u", ip, port);
+    } else {
+        snprintf(out, cap, "unix");
+    }
+}
+
+static void pause_accept(uint64_t ms)
+{
+    if (!gw.accept_paused) {
+        for (int i = 0; i < 2; i++)
+            if (gw.listen_fd[i] >= 0)
+                event_del(&gw.ev_listen[i]);
+        gw.accept_paused = true;
+    }
+    if (ms) {
+        struct timeval tv = { 0, (suseconds_t)ms * 1000 };
+        evtimer_add(&gw.ev_accept_retry, &tv);
+    }
+}
+
+void gw_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (!gw.accept_paused || gw.stopping)
+        return;
+    gw.accept_paused = false;
+    evtimer_del(&gw.ev_accept_retry);
+    for (int i = 0; i < 2; i++)
+        if (gw.listen_fd[i] >= 0)
+            event_add(&gw.ev_listen[i], NULL);
+}
+
+void gw_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    bool tls = arg != NULL;
+    for (int i = 0; i < 64; i++) {
+        if (gw.cfg.max_connections > 0 && gw.nconns >= (size_t)gw.cfg.max_connections) {
+            /* Resumed from gw_conn_reap when a connection goes away. */
+            rd_warn("msg=\"connection limit reached; not accepting\" limit=%lld",
+                    (long long)gw.cfg.max_connections);
+            pause_accept(0);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment instead of
+                 * spinning on a listener that stays readable. */
+                rd_warn("msg=\"accept paused\" err=\"%s\"", strerror(errno));
+                pause_accept(100);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
+                rd_warn("msg=\"accept failed\" err=\"%s\"", strerror(errno));
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        gw_conn *c = rd_xcalloc(1, sizeof *c);
+        c->id = ++gw.next_conn_id;
+        c->fd = fd;
+        c->tq = -1;
+        c->tls = tls;
+        format_remote(&ss, c->remote, sizeof c->remote);
+        if (tls) {
+            c->ssl = SSL_new(gw.ssl_ctx);
+            if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+                rd_warn("msg=\"SSL_new failed\"");
+                if (c->ssl)
+                    SSL_free(c->ssl);
+                close(fd);
+                free(c);
+                continue;
+            }
+            SSL_set_accept_state(c->ssl);
+            c->state = GW_C_TLS_HS;
+        } else {
+            c->state = GW_C_HTTP;
+        }
+        event_assign(&c->ev_read, gw.base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+        event_assign(&c->ev_write, gw.base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+        event_add(&c->ev_read, NULL);
+        rd_map_put(&gw.conns, c->id, c);
+        gw.nconns++;
+        tq_add(c, GW_TQ_HANDSHAKE, gw.cfg.handshake_timeout);
+    }
+}

@@ -1,0 +1,145 @@
+/* Spawn mode: the gateway starts its N shards, restarts one that dies (with
+ * backoff), and stops them on exit. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "rd_log.h"
+#include "rd_time.h"
+
+static struct event ev_chld;
+
+static const char *shard_binary(void)
+{
+    static char path[1024];
+    if (gw.cfg.shard_bin)
+        return gw.cfg.shard_bin;
+    /* Next to the gateway when installed; ../shard/ in the build tree. */
+    static const char *const rel[] = { "/roomd-shard", "/../shard/roomd-shard" };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s%s", gw.self_dir, rel[i]);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return "roomd-shard"; /* $PATH */
+}
+
+static void spawn_one(gw_shard *s)
+{
+    const char *bin = shard_binary();
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rd_err("msg=\"fork failed\" shard=%s err=\"%s\"", s->name, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        /* Die with the gateway, whatever kills it. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(0);
+        signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char *argv[] = { (char *)bin, "--name", s->name, "--run-dir", gw.cfg.run_dir,
+                         "--data-dir", gw.cfg.data_dir, "--log-level", gw.cfg.log_level, NULL };
+        execvp(bin, argv);
+        fprintf(stderr, "roomd-gateway: cannot run %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    s->pid = pid;
+    s->started_mono_ms = rd_mono_ms();
+    rd_info("msg=\"shard started\" shard=%s pid=%d binary=%s", s->name, (int)pid, bin);
+}
+
+static void restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_shard *s = arg;
+    if (!gw.stopping && s->pid == 0)
+        spawn_one(s);
+}
+
+static void chld_cb(evutil_socket_t sig, short what, void *arg)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < gw.nshards; i++) {
+            gw_shard *s = &gw.shards[i];
+            if (s->pid != pid)
+                continue;
+            s->pid = 0;
+            if (gw.stopping)
+                break;
+            uint64_t up = rd_mono_ms() - s->started_mono_ms;
+            /* A shard that ran a while earns a fast restart; one that keeps
+             * dying waits longer each time, up to 5 s. */
+            s->restart_ms = up > 10000 ? 100 : (s->restart_ms ? s->restart_ms * 2 : 100);
+            if (s->restart_ms > 5000)
+                s->restart_ms = 5000;
+            s->restarts++;
+            if (WIFSIGNALED(status))
+                rd_warn("msg=\"shard died\" shard=%s pid=%d signal=%d restart_in_ms=%llu", s->name,
+                        (int)pid, WTERMSIG(status), (unsigned long long)s->restart_ms);
+            else
+                rd_warn("msg=\"shard exited\" shard=%s pid=%d status=%d restart_in_ms=%llu", s->name,
+                        (int)pid, WEXITSTATUS(status), (unsigned long long)s->restart_ms);
+            struct timeval tv = { (time_t)(s->restart_ms / 1000), (suseconds_t)(s->restart_ms % 1000) * 1000 };
+            evtimer_add(&s->ev_restart, &tv);
+            break;
+        }
+    }
+}
+
+int gw_spawn_start(void)
+{
+    evsignal_assign(&ev_chld, gw.base, SIGCHLD, chld_cb, NULL);
+    evsignal_add(&ev_chld, NULL);
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = &gw.shards[i];
+        evtimer_assign(&s->ev_restart, gw.base, restart_cb, s);
+        spawn_one(s);
+    }
+    return 0;
+}
+
+void gw_spawn_stop(void)
+{
+    for (size_t i = 0; i < gw.nshards; i++) {
+        evtimer_del(&gw.shards[i].ev_restart);
+        if (gw.shards[i].pid > 0)
+            kill(gw.shards[i].pid, SIGTERM);
+    }
+    /* Give them 3 s to flush and exit, then make sure. */
+    uint64_t until = rd_mono_ms() + 3000;
+    for (;;) {
+        size_t alive = 0;
+        for (size_t i = 0; i < gw.nshards; i++) {
+            gw_shard *s = &gw.shards[i];
+            if (s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == s->pid)
+                s->pid = 0;
+            alive += s->pid > 0;
+        }
+        if (!alive)
+            break;
+        if (rd_mono_ms() > until) {
+            for (size_t i = 0; i < gw.nshards; i++)
+                if (gw.shards[i].pid > 0) {
+                    kill(gw.shards[i].pid, SIGKILL);
+                    waitpid(gw.shards[i].pid, NULL, 0);
+                    gw.shards[i].pid = 0;
+                }
+            break;
+        }
+        usleep(20000);
+    }
+    evsignal_del(&ev_chld);
+}

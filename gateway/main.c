@@ -1,0 +1,372 @@
+/* roomd-gateway: TLS/HTTP/WebSocket edge that routes each object to the
+ * shard owning it (rendezvous hashing over the shard names). */
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "rd_config.h"
+#include "rd_hash.h"
+#include "rd_log.h"
+#include "rd_time.h"
+
+gw_server gw;
+
+#define OPT(n, t, f, d, lo, hi, mv, h) { n, t, offsetof(gw_config, f), d, lo, hi, mv, h }
+static const rd_cfg_opt gateway_opts[] = {
+    OPT("listen", RD_CFG_STR, listen, "127.0.0.1:8080", 0, 0, "HOST:PORT",
+        "plaintext HTTP/WebSocket listener (\"\" to disable)"),
+    OPT("tls-listen", RD_CFG_STR, tls_listen, NULL, 0, 0, "HOST:PORT",
+        "TLS listener (needs --cert and --key)"),
+    OPT("cert", RD_CFG_STR, cert, NULL, 0, 0, "FILE", "TLS certificate chain (PEM)"),
+    OPT("key", RD_CFG_STR, key, NULL, 0, 0, "FILE", "TLS private key (PEM)"),
+    OPT("shards", RD_CFG_INT, shards, "4", 1, 256, "N",
+        "spawn mode: start and supervise N shard processes named shard-0..shard-N-1"),
+    OPT("shard-bin", RD_CFG_STR, shard_bin, NULL, 0, 0, "PATH",
+        "roomd-shard binary (default: next to this binary, or ../shard/, or $PATH)"),
+    OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
+    OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
+    OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links (default: gw-<host>-<pid>)"),
+    OPT("log-level", RD_CFG_STR, log_level, "info", 0, 0, "LEVEL", "error, warn, info or debug"),
+    OPT("config", RD_CFG_STR, config, NULL, 0, 0, "FILE",
+        "read options from FILE (name = value lines); ROOMD_* and flags override it"),
+    OPT("route", RD_CFG_STR, route, NULL, 0, 0, "KEY",
+        "print the shard owning object KEY (\"class/name\") among the --shards names and exit"),
+    OPT("max-head", RD_CFG_SIZE, max_head, "8k", 1024, 1 << 20, "BYTES",
+        "largest HTTP request head (431 beyond)"),
+    OPT("max-headers", RD_CFG_INT, max_headers, "64", 1, GW_HTTP_MAX_HEADERS, "N",
+        "most request header fields (431 beyond)"),
+    OPT("max-body", RD_CFG_SIZE, max_body, "1m", 0, 64 << 20, "BYTES",
+        "largest HTTP request body (413 beyond)"),
+    OPT("max-frame", RD_CFG_SIZE, max_frame, "1m", 125, 64 << 20, "BYTES",
+        "largest WebSocket frame payload (close 1009 beyond)"),
+    OPT("max-message", RD_CFG_SIZE, max_message, "1m", 125, 64 << 20, "BYTES",
+        "largest WebSocket message, all fragments (close 1009 beyond)"),
+    OPT("max-key", RD_CFG_SIZE, max_key, "256", 1, 1024, "BYTES",
+        "longest object name after percent-decoding (400 beyond)"),
+    OPT("handshake-timeout", RD_CFG_MS, handshake_timeout, "10s", 100, 3600000, "DURATION",
+        "time for TLS + a complete request head; also the keep-alive idle time (408/close)"),
+    OPT("close-timeout", RD_CFG_MS, close_timeout, "5s", 100, 600000, "DURATION",
+        "time to flush the last bytes to a closing client"),
+    OPT("max-connections", RD_CFG_INT, max_connections, "100000", 1, 10000000, "N",
+        "client connections at once; accepting pauses at the limit"),
+    { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: roomd-gateway [options]\n\n"
+               "Accepts HTTP and WebSocket clients and routes /<class>/<name> to the shard\n"
+               "owning that object.\n\n"
+               "Options (each also settable as ROOMD_<NAME> in the environment,\n"
+               "e.g. ROOMD_TLS_LISTEN, or in a --config file):\n");
+    rd_cfg_help(gateway_opts, f);
+    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
+            "print the version and exit");
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* "host:port", "[v6]:port" or ":port" (all addresses). */
+static int listen_on(const char *spec, char err[RD_ERR_LEN])
+{
+    char host[256];
+    const char *port;
+    const char *colon = strrchr(spec, ':');
+    if (!colon || !colon[1]) {
+        snprintf(err, RD_ERR_LEN, "listen address '%s' is not HOST:PORT", spec);
+        return -EINVAL;
+    }
+    size_t hl = (size_t)(colon - spec);
+    if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']') {
+        spec++;
+        hl -= 2;
+    }
+    if (hl >= sizeof host) {
+        snprintf(err, RD_ERR_LEN, "listen address '%s' is too long", spec);
+        return -EINVAL;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    port = colon + 1;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res;
+    int r = getaddrinfo(hl ? host : NULL, port, &hints, &res);
+    if (r != 0) {
+        snprintf(err, RD_ERR_LEN, "cannot resolve '%s': %s", spec, gai_strerror(r));
+        return -EINVAL;
+    }
+    int fd = -1, e = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
+            break;
+        e = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(err, RD_ERR_LEN, "cannot listen on %s: %s", spec, strerror(e));
+        return -e;
+    }
+    return fd;
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    rd_info("msg=\"stopping\" signal=%d", (int)sig);
+    gw.stopping = true;
+    event_base_loopbreak(gw.base);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_conn_tick();
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Keep headroom for shard links, listeners and logs. */
+    if (rl.rlim_cur != RLIM_INFINITY && gw.cfg.max_connections > (int64_t)rl.rlim_cur - 64) {
+        int64_t lim = (int64_t)rl.rlim_cur - 64;
+        rd_warn("msg=\"lowering max-connections to fit the descriptor limit\" from=%lld to=%lld",
+                (long long)gw.cfg.max_connections, (long long)(lim > 1 ? lim : 1));
+        gw.cfg.max_connections = lim > 1 ? lim : 1;
+    }
+}
+
+static void make_shard_names(void)
+{
+    gw.nshards = (size_t)gw.cfg.shards;
+    gw.shards = rd_xcalloc(gw.nshards, sizeof *gw.shards);
+    gw.shard_names = rd_xcalloc(gw.nshards, sizeof *gw.shard_names);
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = &gw.shards[i];
+        s->index = (int)i;
+        s->fd = -1;
+        snprintf(s->name, sizeof s->name, "shard-%zu", i);
+        snprintf(s->path, sizeof s->path, "%s/%s.sock", gw.cfg.run_dir, s->name);
+        gw.shard_names[i] = s->name;
+    }
+}
+
+static void find_self_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(gw.self_dir, sizeof gw.self_dir, ".");
+        return;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(gw.self_dir, sizeof gw.self_dir, "%s", exe);
+}
+
+int main(int argc, char **argv)
+{
+    char err[RD_ERR_LEN] = "";
+    static const char *const actions[] = { "help", "version", NULL };
+    const char *action = NULL;
+    int optind_ = 0;
+    gw.listen_fd[0] = gw.listen_fd[1] = -1;
+
+    if (rd_cfg_defaults(gateway_opts, &gw.cfg, err) < 0)
+        goto fail_cfg;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            rd_cfg_set(gateway_opts, &gw.cfg, "config", argv[i] + 9, err);
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            rd_cfg_set(gateway_opts, &gw.cfg, "config", argv[i + 1], err);
+    }
+    if (!gw.cfg.config && getenv("ROOMD_CONFIG"))
+        rd_cfg_set(gateway_opts, &gw.cfg, "config", getenv("ROOMD_CONFIG"), err);
+    if (gw.cfg.config && rd_cfg_file(gateway_opts, &gw.cfg, gw.cfg.config, err) < 0)
+        goto fail_cfg;
+    if (rd_cfg_env(gateway_opts, &gw.cfg, err) < 0 ||
+        rd_cfg_argv(gateway_opts, &gw.cfg, argc, argv, actions, &action, &optind_, err) < 0)
+        goto fail_cfg;
+    if (action && strcmp(action, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (action && strcmp(action, "version") == 0) {
+        printf("roomd-gateway 0.1.0 (protocol %d)\n", PR_VERSION);
+        return 0;
+    }
+    if (optind_ < argc) {
+        snprintf(err, sizeof err, "unexpected argument '%s'", argv[optind_]);
+        goto fail_cfg;
+    }
+    make_shard_names();
+    if (gw.cfg.route) {
+        int i = rd_hrw_pick(gw.cfg.route, strlen(gw.cfg.route), gw.shard_names, gw.nshards);
+        printf("%s\n", gw.shard_names[i]);
+        return 0;
+    }
+    int lvl = rd_log_level_parse(gw.cfg.log_level);
+    if (lvl < 0) {
+        snprintf(err, sizeof err, "--log-level: '%s' is not one of error, warn, info, debug",
+                 gw.cfg.log_level);
+        goto fail_cfg;
+    }
+    bool want_plain = gw.cfg.listen && gw.cfg.listen[0];
+    bool want_tls = gw.cfg.tls_listen && gw.cfg.tls_listen[0];
+    if (want_tls && (!gw.cfg.cert || !gw.cfg.key)) {
+        snprintf(err, sizeof err, "--tls-listen needs --cert and --key");
+        goto fail_cfg;
+    }
+    if (!want_plain && !want_tls) {
+        snprintf(err, sizeof err, "nothing to listen on: give --listen and/or --tls-listen");
+        goto fail_cfg;
+    }
+    if (gw.cfg.name)
+        snprintf(gw.name, sizeof gw.name, "%s", gw.cfg.name);
+    else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(gw.name, sizeof gw.name, "gw-%s-%d", host, (int)getpid());
+    }
+    rd_log_init("gateway", lvl);
+    find_self_dir();
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    int r;
+    if ((r = mkdir_p(gw.cfg.run_dir)) < 0 || (r = mkdir_p(gw.cfg.data_dir)) < 0) {
+        snprintf(err, sizeof err, "cannot create %s or %s: %s", gw.cfg.run_dir, gw.cfg.data_dir,
+                 strerror(-r));
+        goto fail;
+    }
+    if (want_tls && !(gw.ssl_ctx = gw_tls_ctx_new(gw.cfg.cert, gw.cfg.key, err)))
+        goto fail;
+    rd_map_init(&gw.conns, 0);
+    gw.scratch = rd_xmalloc(GW_SCRATCH);
+    gw.base = event_base_new();
+    if (!gw.base) {
+        snprintf(err, sizeof err, "event_base_new failed");
+        goto fail;
+    }
+    if (want_plain && (gw.listen_fd[0] = listen_on(gw.cfg.listen, err)) < 0)
+        goto fail;
+    if (want_tls && (gw.listen_fd[1] = listen_on(gw.cfg.tls_listen, err)) < 0)
+        goto fail;
+    for (int i = 0; i < 2; i++) {
+        if (gw.listen_fd[i] < 0)
+            continue;
+        event_assign(&gw.ev_listen[i], gw.base, gw.listen_fd[i], EV_READ | EV_PERSIST, gw_accept_cb,
+                     i ? (void *)&gw : NULL);
+        event_add(&gw.ev_listen[i], NULL);
+    }
+    evtimer_assign(&gw.ev_accept_retry, gw.base, gw_accept_retry_cb, NULL);
+    event_assign(&gw.ev_tick, gw.base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tick = { 0, 250000 };
+    event_add(&gw.ev_tick, &tick);
+    struct event ev_term, ev_int;
+    evsignal_assign(&ev_term, gw.base, SIGTERM, on_stop_signal, NULL);
+    evsignal_assign(&ev_int, gw.base, SIGINT, on_stop_signal, NULL);
+    evsignal_add(&ev_term, NULL);
+    evsignal_add(&ev_int, NULL);
+
+    gw_spawn_start();
+    gw_link_init();
+    rd_info("msg=\"gateway ready\" name=%s listen=%s tls_listen=%s shards=%zu pid=%d", gw.name,
+            want_plain ? gw.cfg.listen : "-", want_tls ? gw.cfg.tls_listen : "-", gw.nshards,
+            (int)getpid());
+
+    /* One loop turn, then the deferred work: batched writes to clients and
+     * shards, then freeing what callbacks closed (Redis' beforeSleep). */
+    while (!gw.stopping) {
+        event_base_loop(gw.base, EVLOOP_ONCE);
+        gw_conn_flush_all();
+        gw_link_flush_all();
+        gw_conn_reap();
+    }
+
+    /* Stop accepting, say goodbye to every client, and give the close
+     * frames a bounded moment to leave before the rest are cut. */
+    for (int i = 0; i < 2; i++)
+        if (gw.listen_fd[i] >= 0) {
+            event_del(&gw.ev_listen[i]);
+            close(gw.listen_fd[i]);
+        }
+    evtimer_del(&gw.ev_accept_retry);
+    gw_conn_close_all(WS_CLOSE_GOING_AWAY, "server shutting down");
+    uint64_t until = rd_mono_ms() + 1000;
+    while (gw.nconns > 0 && rd_mono_ms() < until) {
+        gw_conn_flush_all();
+        gw_link_flush_all();
+        gw_conn_reap();
+        if (gw.nconns > 0)
+            event_base_loop(gw.base, EVLOOP_ONCE);
+    }
+    gw_conn_kill_all();
+    gw_link_flush_all();
+    gw_conn_reap();
+    gw_link_shutdown();
+    gw_spawn_stop();
+    rd_info("msg=\"stopped\"");
+    event_del(&gw.ev_tick);
+    evsignal_del(&ev_term);
+    evsignal_del(&ev_int);
+    if (gw.ssl_ctx)
+        SSL_CTX_free(gw.ssl_ctx);
+    free(gw.scratch);
+    free(gw.shards);
+    free(gw.shard_names);
+    rd_map_free(&gw.conns);
+    event_base_free(gw.base);
+    rd_cfg_free(gateway_opts, &gw.cfg);
+    return 0;
+
+fail_cfg:
+    fprintf(stderr, "roomd-gateway: %s\n", err);
+    rd_cfg_free(gateway_opts, &gw.cfg);
+    return 2;
+fail:
+    rd_err("msg=\"cannot start\" err=\"%s\"", err);
+    fprintf(stderr, "roomd-gateway: %s\n", err);
+    rd_cfg_free(gateway_opts, &gw.cfg);
+    return 1;
+}

@@ -1,0 +1,128 @@
+/* pr_msg: the gateway <-> shard wire protocol (DESIGN §4), version 1.
+ *
+ * Stream framing: a 4-byte big-endian length, then that many bytes holding
+ * exactly one msgpack array [type, fields...]. Frames larger than the
+ * receiver's cap (PR_FRAME_MAX by default) are a protocol error that closes
+ * the link. Unknown trailing array elements are ignored (forward compatible);
+ * missing or mistyped ones are errors.
+ *
+ *  HELLO       [1, version, role, name, classes[str]]      role: "gateway"|"shard"
+ *  OPEN        [2, conn, key, client_id, connected_at_ms, flags, subprotocols,
+ *                 remote, query, headers{str:str}]          flags: PR_OPEN_RESUMED
+ *  ACCEPT      [3, conn, subprotocol|nil]
+ *  REJECT      [4, conn, status, body]
+ *  CLOSE       [5, conn, code, reason]                     either direction
+ *  FRAME       [6, conn, opcode, payload(bin)]             gateway -> shard
+ *  SEND        [7, conn, opcode, payload(bin)]             shard -> gateway
+ *  BROADCAST   [8, opcode, payload(bin), conns[uint]]      shard -> gateway, one per gateway
+ *  HTTP_REQ    [9, req, key, method, path, query, headers{str:str}, body(bin), remote]
+ *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
+ *  PING        [11, token]
+ *  PONG        [12, token]
+ *
+ * conn and req ids are chosen by the gateway and unique per gateway link.
+ * Decoded messages point into the frame they were decoded from and are valid
+ * while that frame's bytes are.
+ */
+#ifndef PR_MSG_H
+#define PR_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pr_mp.h"
+#include "rd_buf.h"
+
+#define PR_VERSION 1
+#define PR_FRAME_MAX (16u * 1024 * 1024)
+#define PR_FRAME_HDR 4
+
+enum pr_type {
+    PR_HELLO = 1,
+    PR_OPEN = 2,
+    PR_ACCEPT = 3,
+    PR_REJECT = 4,
+    PR_CLOSE = 5,
+    PR_FRAME = 6,
+    PR_SEND = 7,
+    PR_BROADCAST = 8,
+    PR_HTTP_REQ = 9,
+    PR_HTTP_RES = 10,
+    PR_PING = 11,
+    PR_PONG = 12,
+    PR_TYPE_MAX_ = 12,
+};
+
+#define PR_OPEN_RESUMED 0x1u
+
+typedef struct pr_str {
+    const char *p;
+    size_t n;
+} pr_str;
+
+typedef struct pr_bytes {
+    const uint8_t *p;
+    size_t n;
+} pr_bytes;
+
+/* A lazily walked list (string map or uint array) inside a decoded frame;
+ * the decoder has already validated every element. */
+typedef struct pr_list {
+    pr_mp_cur cur;
+    uint32_t n;
+} pr_list;
+
+typedef struct pr_msg {
+    int type;
+    union {
+        struct { uint64_t version; pr_str role, name; pr_list classes; } hello;
+        struct { uint64_t conn; pr_str key, client_id; uint64_t connected_at; uint64_t flags;
+                 pr_str subprotocols, remote, query; pr_list headers; } open;
+        struct { uint64_t conn; pr_str subprotocol; /* p == NULL: none */ } accept;
+        struct { uint64_t conn; uint64_t status; pr_str body; } reject;
+        struct { uint64_t conn; uint64_t code; pr_str reason; } close;
+        struct { uint64_t conn; uint64_t opcode; pr_bytes payload; } frame; /* FRAME and SEND */
+        struct { uint64_t opcode; pr_bytes payload; pr_list conns; } broadcast;
+        struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
+                 pr_str remote; } http_req;
+        struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
+        struct { uint64_t token; } ping; /* PING and PONG */
+    } u;
+} pr_msg;
+
+/* Split the next frame off a stream buffer. Returns the total bytes the frame
+ * occupies (> 0) and sets *ret_body and *ret_len to its msgpack body, 0 when more
+ * bytes are needed, or -EMSGSIZE when the announced length exceeds max (or is
+ * zero). */
+int pr_frame_next(const uint8_t *buf, size_t len, size_t max,
+                  const uint8_t **ret_body, size_t *ret_len);
+
+/* Decode one frame body. 0 on success; -EBADMSG with err filled otherwise. */
+int pr_msg_decode(const uint8_t *body, size_t len, pr_msg *ret, char err[RD_ERR_LEN]);
+const char *pr_type_name(int type);
+
+/* Walk a string list (HELLO classes) or string map (headers): 0 and the next
+ * element, or -ENOENT when exhausted. For maps ret_v receives the value. */
+int pr_list_next_str(pr_list *l, pr_str *ret);
+int pr_list_next_kv(pr_list *l, pr_str *ret_k, pr_str *ret_v);
+int pr_list_next_uint(pr_list *l, uint64_t *ret);
+
+/* Encoding. pr_frame_begin reserves the length prefix and returns the frame's
+ * start offset in b; the caller appends one msgpack array with pr_mp_put_*;
+ * pr_frame_end patches the length. pr_frame_end returns -EMSGSIZE (and
+ * removes the frame) when the body exceeds PR_FRAME_MAX. */
+size_t pr_frame_begin(rd_buf *b);
+int pr_frame_end(rd_buf *b, size_t start);
+
+/* One-call encoders for the fixed-shape messages; each appends a whole frame.
+ * Return 0 or -EMSGSIZE. Strings with p == NULL are encoded as nil. */
+int pr_enc_hello(rd_buf *b, const char *role, const char *name,
+                 const char *const *classes, size_t nclasses);
+int pr_enc_accept(rd_buf *b, uint64_t conn, const char *subprotocol, size_t len);
+int pr_enc_reject(rd_buf *b, uint64_t conn, unsigned status, const char *body, size_t len);
+int pr_enc_close(rd_buf *b, uint64_t conn, unsigned code, const char *reason, size_t len);
+int pr_enc_frame(rd_buf *b, int type /* PR_FRAME or PR_SEND */, uint64_t conn, unsigned opcode,
+                 const void *payload, size_t len);
+int pr_enc_ping(rd_buf *b, int type /* PR_PING or PR_PONG */, uint64_t token);
+
+#endif

@@ -1,0 +1,121 @@
+/* roomd_module.h: the object-class API, version 1.
+ *
+ * A class is C code behind a versioned method table (the Redis module API's
+ * shape: an opaque context on every call). A shard runs each object's
+ * callbacks strictly one at a time on its single thread, so class code needs
+ * no locking. Every callback gets the context of the event being handled;
+ * services are only valid during a callback, with the context passed to it.
+ *
+ * Lifetime: `create` runs when an object is first needed (first connection
+ * or HTTP request); `destroy` runs when the shard evicts it (currently: when
+ * its last connection has closed and the event is over). Connection
+ * pointers are valid from `connect` until the end of the `close` callback
+ * for that connection; never keep one across an eviction.
+ *
+ * Strings handed to callbacks (request fields, message data, reasons) are
+ * borrowed and valid only during the callback; copy what you keep.
+ */
+#ifndef ROOMD_MODULE_H
+#define ROOMD_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROOMD_MODULE_API_VERSION 1
+
+#define ROOMD_TEXT 1
+#define ROOMD_BINARY 2
+
+typedef struct roomd_ctx roomd_ctx;
+typedef struct roomd_conn roomd_conn;
+
+typedef struct roomd_header {
+    const char *name;   /* lower-case */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} roomd_header;
+
+/* An HTTP request routed to an object (`http`), or the upgrade request of a
+ * new connection (`connect`). path is what follows /<class>/<name> ("" when
+ * nothing, else starting with "/"); query excludes the '?'. */
+typedef struct roomd_request {
+    const char *method;
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    const roomd_header *headers;
+    size_t nheaders;
+    const uint8_t *body;
+    size_t body_len;
+    const char *remote;  /* client address "ip:port" as the gateway saw it */
+} roomd_request;
+
+typedef struct roomd_class {
+    uint32_t version;         /* ROOMD_MODULE_API_VERSION */
+    const char *name;         /* [a-z0-9_-]{1,32}: the first path segment */
+    uint32_t max_connections; /* per object; 0 means the default (1000) */
+    /* Build the object's in-memory state. Return 0, or a negative errno to
+     * refuse the object (the request gets 500). */
+    int (*create)(roomd_ctx *ctx, void **ret_state);
+    /* A WebSocket wants in. Return 0 to accept; to refuse, call
+     * roomd_reject() and return -1. Optional: absent means accept. */
+    int (*connect)(roomd_ctx *ctx, void *state, roomd_conn *conn, const roomd_request *req);
+    /* A complete message; opcode is ROOMD_TEXT (valid UTF-8) or ROOMD_BINARY. */
+    void (*message)(roomd_ctx *ctx, void *state, roomd_conn *conn, int opcode,
+                    const uint8_t *data, size_t len);
+    /* The connection is gone (code 1005: the client sent none; 1006: the
+     * transport died). It is no longer counted or broadcast to. */
+    void (*close)(roomd_ctx *ctx, void *state, roomd_conn *conn, int code,
+                  const char *reason, size_t reason_len);
+    /* A plain HTTP request. Answer with roomd_http_reply(); no answer means
+     * 404. Optional. */
+    void (*http)(roomd_ctx *ctx, void *state, const roomd_request *req);
+    /* Free the state. Optional. */
+    void (*destroy)(roomd_ctx *ctx, void *state);
+} roomd_class;
+
+/* --- services ------------------------------------------------------------ */
+
+/* Send one message to one connection. 0, or -ENOTCONN if it is closing. */
+int roomd_send(roomd_ctx *ctx, roomd_conn *conn, int opcode, const void *data, size_t len);
+/* Send to every open connection of this object except `except` (may be NULL).
+ * The payload is sent once per gateway, not once per member. Returns the
+ * number of recipients. */
+size_t roomd_broadcast(roomd_ctx *ctx, int opcode, const void *data, size_t len,
+                       const roomd_conn *except);
+/* Close a connection with a code (1000, or 3000-4999) and a reason (<= 123
+ * bytes). The class's close callback follows when the gateway confirms. */
+int roomd_conn_close(roomd_ctx *ctx, roomd_conn *conn, int code, const char *reason);
+
+/* Open connections of this object: count, and iteration in join order
+ * (first: index 0). Returns NULL past the end. */
+size_t roomd_conn_count(roomd_ctx *ctx);
+roomd_conn *roomd_conn_at(roomd_ctx *ctx, size_t index);
+
+/* Connection metadata (the seeds' clientId, resourceId, connectedAt). */
+const char *roomd_conn_client_id(const roomd_conn *conn);   /* UUIDv7 text */
+uint64_t roomd_conn_connected_at(const roomd_conn *conn);   /* ms since epoch */
+const char *roomd_object_name(roomd_ctx *ctx);              /* resourceId: "lobby" */
+const char *roomd_object_key(roomd_ctx *ctx);               /* "chat/lobby" */
+
+/* In `connect`: refuse with an HTTP status (400-599) and a short text. */
+int roomd_reject(roomd_ctx *ctx, int status, const char *reason);
+/* In `connect`: choose the subprotocol to answer with (must be one the client
+ * offered). Without a call the first offered one is echoed. */
+int roomd_select_protocol(roomd_ctx *ctx, const char *protocol);
+
+/* In `http`: answer. content_type NULL means text/plain; charset=utf-8. */
+int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,
+                     const void *body, size_t len);
+
+/* Log through the shard's logger (logfmt, with the object key attached). */
+void roomd_log(roomd_ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define ROOMD_LOG_ERROR 0
+#define ROOMD_LOG_WARN 1
+#define ROOMD_LOG_INFO 2
+#define ROOMD_LOG_DEBUG 3
+
+#endif

@@ -1,0 +1,120 @@
+/* Shard internals shared by the shard's files. Not a public API. */
+#ifndef SH_H
+#define SH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "pr_msg.h"
+#include "rd_buf.h"
+#include "rd_map.h"
+#include "rd_uuid.h"
+#include "roomd_module.h"
+
+typedef struct sh_object sh_object;
+
+/* One gateway's stream. */
+typedef struct sh_link {
+    uint64_t id;
+    int fd;
+    struct event *ev_read;
+    struct event *ev_write;
+    rd_buf in;
+    rd_buf out;
+    char peer[64];              /* gateway name from HELLO */
+    bool hello;                 /* gateway's HELLO received */
+    bool closing;               /* stop; free in the deferred pass */
+    bool flush_pending;         /* on the pending-flush list */
+    bool write_armed;
+    rd_map conns;               /* conn id -> roomd_conn */
+    uint32_t scratch;           /* recipients counted during a broadcast */
+    struct sh_link *next, *prev;        /* all links */
+    struct sh_link *flush_next;         /* pending-flush list */
+} sh_link;
+
+struct roomd_conn {
+    sh_link *link;
+    uint64_t id;
+    sh_object *obj;
+    size_t index;               /* position in obj->conns */
+    uint64_t connected_at;
+    bool closing;               /* the class closed it; waiting for the gateway */
+    char client_id[RD_UUID_STR_LEN + 1];
+};
+
+struct sh_object {
+    const roomd_class *cls;
+    char *key;                  /* "class/name", owned */
+    size_t key_len;
+    const char *name;           /* points into key */
+    void *state;
+    roomd_conn **conns;         /* open connections, join order */
+    size_t nconns, cap;
+    uint32_t busy;              /* callbacks running: never evict inside one */
+};
+
+struct roomd_ctx {
+    sh_object *obj;
+    /* connect */
+    int reject_status;
+    char *reject_reason;
+    const char *offered;        /* raw Sec-WebSocket-Protocol value */
+    size_t offered_len;
+    char protocol[128];
+    bool protocol_set;
+    /* http */
+    sh_link *http_link;
+    uint64_t http_req;
+    bool replied;
+};
+
+typedef struct sh_config {
+    char *name;
+    char *run_dir;
+    char *data_dir;
+    char *log_level;
+    char *config;
+    uint64_t max_frame;         /* proto frame cap from gateways */
+} sh_config;
+
+typedef struct sh_server {
+    sh_config cfg;
+    struct event_base *base;
+    int listen_fd;
+    struct event *ev_listen;
+    char sock_path[256];
+    sh_link *links;
+    sh_link *flush_list;
+    uint64_t next_link_id;
+    rd_map objects;             /* key -> sh_object */
+    bool stopping;
+} sh_server;
+
+extern sh_server sh;
+
+/* sh_link.c */
+void sh_link_accept_cb(evutil_socket_t fd, short what, void *arg);
+void sh_link_want_flush(sh_link *l);
+void sh_link_flush_all(void);
+void sh_link_close(sh_link *l, const char *why);
+void sh_link_reap(void);
+
+/* sh_object.c */
+void sh_object_handle(sh_link *l, const pr_msg *m);
+void sh_object_link_gone(sh_link *l);
+void sh_object_shutdown(void);
+
+/* sh_module.c */
+void sh_module_register_builtins(void);
+const roomd_class *sh_module_find(const char *name, size_t len);
+size_t sh_module_names(const char **out, size_t max);
+void sh_module_shutdown(void);
+
+/* built-in classes */
+extern const roomd_class cls_echo;
+extern const roomd_class cls_chat;
+
+#endif

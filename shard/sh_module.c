@@ -1,0 +1,237 @@
+/* The class registry and the services of roomd_module.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rd_log.h"
+#include "sh.h"
+
+#define SH_MAX_CLASSES 64
+
+static const roomd_class *classes[SH_MAX_CLASSES];
+static size_t nclasses;
+
+static int class_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int register_class(const roomd_class *c)
+{
+    if (c->version != ROOMD_MODULE_API_VERSION || !c->name || !class_name_valid(c->name) ||
+        !c->create)
+        return -EINVAL;
+    if (sh_module_find(c->name, strlen(c->name)))
+        return -EEXIST;
+    if (nclasses == SH_MAX_CLASSES)
+        return -ENOSPC;
+    classes[nclasses++] = c;
+    return 0;
+}
+
+void sh_module_register_builtins(void)
+{
+    register_class(&cls_echo);
+    register_class(&cls_chat);
+}
+
+const roomd_class *sh_module_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < nclasses; i++)
+        if (strlen(classes[i]->name) == len && memcmp(classes[i]->name, name, len) == 0)
+            return classes[i];
+    return NULL;
+}
+
+size_t sh_module_names(const char **out, size_t max)
+{
+    size_t n = nclasses < max ? nclasses : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = classes[i]->name;
+    return n;
+}
+
+void sh_module_shutdown(void)
+{
+    nclasses = 0;
+}
+
+/* --- services ------------------------------------------------------------ */
+
+int roomd_send(roomd_ctx *ctx, roomd_conn *conn, int opcode, const void *data, size_t len)
+{
+    if (!conn || conn->closing || !conn->link || conn->link->closing)
+        return -ENOTCONN;
+    if (opcode != ROOMD_TEXT && opcode != ROOMD_BINARY)
+        return -EINVAL;
+    int r = pr_enc_frame(&conn->link->out, PR_SEND, conn->id, (unsigned)opcode, data, len);
+    if (r < 0)
+        return r;
+    sh_link_want_flush(conn->link);
+    return 0;
+}
+
+size_t roomd_broadcast(roomd_ctx *ctx, int opcode, const void *data, size_t len,
+                       const roomd_conn *except)
+{
+    sh_object *o = ctx->obj;
+    size_t total = 0;
+    if (opcode != ROOMD_TEXT && opcode != ROOMD_BINARY)
+        return 0;
+    /* Count recipients per gateway, then send each gateway one BROADCAST
+     * carrying the payload once and its recipients' ids. */
+    for (size_t i = 0; i < o->nconns; i++)
+        o->conns[i]->link->scratch = 0;
+    for (size_t i = 0; i < o->nconns; i++) {
+        roomd_conn *c = o->conns[i];
+        if (c != except && !c->closing && !c->link->closing)
+            c->link->scratch++;
+    }
+    for (size_t i = 0; i < o->nconns; i++) {
+        sh_link *l = o->conns[i]->link;
+        if (!l->scratch)
+            continue;
+        rd_buf *b = &l->out;
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 4);
+        pr_mp_put_uint(b, PR_BROADCAST);
+        pr_mp_put_uint(b, (uint64_t)opcode);
+        pr_mp_put_bin(b, data, len);
+        pr_mp_put_array(b, l->scratch);
+        for (size_t j = i; j < o->nconns; j++) {
+            roomd_conn *c = o->conns[j];
+            if (c->link == l && c != except && !c->closing)
+                pr_mp_put_uint(b, c->id);
+        }
+        total += l->scratch;
+        l->scratch = 0;
+        if (pr_frame_end(b, start) < 0) {
+            rd_warn("msg=\"broadcast too large for one frame\" object=%s bytes=%zu", o->key, len);
+            continue;
+        }
+        sh_link_want_flush(l);
+    }
+    return total;
+}
+
+int roomd_conn_close(roomd_ctx *ctx, roomd_conn *conn, int code, const char *reason)
+{
+    if (!conn || conn->closing)
+        return -ENOTCONN;
+    if (!(code == 1000 || (code >= 3000 && code <= 4999)))
+        return -EINVAL;
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > 123)
+        return -EINVAL;
+    conn->closing = true;
+    if (!conn->link->closing) {
+        pr_enc_close(&conn->link->out, conn->id, (unsigned)code, reason ? reason : "", rl);
+        sh_link_want_flush(conn->link);
+    }
+    return 0;
+}
+
+size_t roomd_conn_count(roomd_ctx *ctx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->obj->nconns; i++)
+        n += !ctx->obj->conns[i]->closing;
+    return n;
+}
+
+roomd_conn *roomd_conn_at(roomd_ctx *ctx, size_t index)
+{
+    for (size_t i = 0; i < ctx->obj->nconns; i++) {
+        roomd_conn *c = ctx->obj->conns[i];
+        if (c->closing)
+            continue;
+        if (index-- == 0)
+            return c;
+    }
+    return NULL;
+}
+
+const char *roomd_conn_client_id(const roomd_conn *conn) { return conn->client_id; }
+uint64_t roomd_conn_connected_at(const roomd_conn *conn) { return conn->connected_at; }
+const char *roomd_object_name(roomd_ctx *ctx) { return ctx->obj->name; }
+const char *roomd_object_key(roomd_ctx *ctx) { return ctx->obj->key; }
+
+int roomd_reject(roomd_ctx *ctx, int status, const char *reason)
+{
+    if (status < 400 || status > 599)
+        return -EINVAL;
+    ctx->reject_status = status;
+    free(ctx->reject_reason);
+    ctx->reject_reason = strdup(reason ? reason : "");
+    return 0;
+}
+
+int roomd_select_protocol(roomd_ctx *ctx, const char *protocol)
+{
+    size_t n = strlen(protocol);
+    if (n == 0 || n >= sizeof ctx->protocol)
+        return -EINVAL;
+    /* Must be one of the offered comma-separated tokens. */
+    const char *p = ctx->offered, *end = p ? p + ctx->offered_len : NULL;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if ((size_t)(p - s) == n && memcmp(s, protocol, n) == 0) {
+            memcpy(ctx->protocol, protocol, n + 1);
+            ctx->protocol_set = true;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,
+                     const void *body, size_t len)
+{
+    if (!ctx->http_link || ctx->replied)
+        return -EINVAL;
+    if (status < 100 || status > 599)
+        return -EINVAL;
+    ctx->replied = true;
+    rd_buf *b = &ctx->http_link->out;
+    const char *ct = content_type ? content_type : "text/plain; charset=utf-8";
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 5);
+    pr_mp_put_uint(b, PR_HTTP_RES);
+    pr_mp_put_uint(b, ctx->http_req);
+    pr_mp_put_uint(b, (uint64_t)status);
+    pr_mp_put_map(b, 1);
+    pr_mp_put_str(b, "content-type", 12);
+    pr_mp_put_str(b, ct, strlen(ct));
+    pr_mp_put_bin(b, body, len);
+    int r = pr_frame_end(b, start);
+    sh_link_want_flush(ctx->http_link);
+    return r;
+}
+
+void roomd_log(roomd_ctx *ctx, int level, const char *fmt, ...)
+{
+    if (level > rd_log_level)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char q[1100];
+    size_t n = rd_log_quote(q, sizeof q, msg, strlen(msg));
+    rd_log_write(level, "object=%s msg=%.*s", ctx->obj ? ctx->obj->key : "-", (int)n, q);
+}

@@ -1,0 +1,348 @@
+/* The object table: objects by key, their connections, and the dispatch of
+ * gateway messages to class callbacks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rd_log.h"
+#include "rd_time.h"
+#include "sh.h"
+
+#define SH_DEFAULT_MAX_CONNECTIONS 1000
+#define SH_MAX_HEADERS 100
+
+static void ctx_init(roomd_ctx *ctx, sh_object *o)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->obj = o;
+}
+
+/* Split "class/name" and find the class. */
+static const roomd_class *key_class(const char *key, size_t len, size_t *ret_cls_len)
+{
+    const char *slash = memchr(key, '/', len);
+    if (!slash || slash == key || slash + 1 == key + len)
+        return NULL;
+    *ret_cls_len = (size_t)(slash - key);
+    return sh_module_find(key, *ret_cls_len);
+}
+
+static sh_object *object_get(const char *key, size_t len, int *ret_status)
+{
+    sh_object *o = rd_smap_get(&sh.objects, key, len);
+    if (o)
+        return o;
+    size_t cl;
+    const roomd_class *cls = key_class(key, len, &cl);
+    if (!cls) {
+        *ret_status = 404;
+        return NULL;
+    }
+    o = rd_xcalloc(1, sizeof *o);
+    o->cls = cls;
+    o->key = rd_xstrndup(key, len);
+    o->key_len = len;
+    o->name = o->key + cl + 1;
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    o->busy++;
+    int r = cls->create(&ctx, &o->state);
+    o->busy--;
+    if (r < 0) {
+        rd_warn("msg=\"class refused to create object\" object=%s err=%d", o->key, r);
+        free(o->key);
+        free(o);
+        *ret_status = 500;
+        return NULL;
+    }
+    rd_smap_put(&sh.objects, o->key, o->key_len, o);
+    rd_debug("msg=\"object created\" object=%s", o->key);
+    return o;
+}
+
+static void object_evict(sh_object *o)
+{
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    if (o->cls->destroy)
+        o->cls->destroy(&ctx, o->state);
+    rd_smap_del(&sh.objects, o->key, o->key_len);
+    rd_debug("msg=\"object evicted\" object=%s", o->key);
+    free(o->conns);
+    free(o->key);
+    free(o);
+}
+
+/* Evict objects nobody is connected to once their event is over. */
+static void object_maybe_evict(sh_object *o)
+{
+    if (o->nconns == 0 && o->busy == 0)
+        object_evict(o);
+}
+
+static void object_add_conn(sh_object *o, roomd_conn *c)
+{
+    if (o->nconns == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 4;
+        o->conns = rd_xrealloc(o->conns, o->cap * sizeof *o->conns);
+    }
+    c->index = o->nconns;
+    o->conns[o->nconns++] = c;
+}
+
+/* Keep join order: shift the tail down (objects are small, order is what
+ * classes see through roomd_conn_at). */
+static void object_remove_conn(sh_object *o, roomd_conn *c)
+{
+    size_t i = c->index;
+    memmove(&o->conns[i], &o->conns[i + 1], (o->nconns - i - 1) * sizeof *o->conns);
+    o->nconns--;
+    for (; i < o->nconns; i++)
+        o->conns[i]->index = i;
+}
+
+static size_t open_count(const sh_object *o)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->nconns; i++)
+        n += !o->conns[i]->closing;
+    return n;
+}
+
+/* Copy the headers of a pr_list into roomd_header entries. */
+static size_t collect_headers(pr_list headers, roomd_header *out, size_t max)
+{
+    size_t n = 0;
+    pr_str k, v;
+    while (n < max && pr_list_next_kv(&headers, &k, &v) == 0)
+        out[n++] = (roomd_header){ k.p, k.n, v.p, v.n };
+    return n;
+}
+
+static void handle_open(sh_link *l, const pr_msg *m)
+{
+    uint64_t id = m->u.open.conn;
+    if (rd_map_get(&l->conns, id)) {
+        pr_enc_reject(&l->out, id, 400, "duplicate connection id", 23);
+        sh_link_want_flush(l);
+        return;
+    }
+    int status = 0;
+    sh_object *o = object_get(m->u.open.key.p, m->u.open.key.n, &status);
+    if (!o) {
+        const char *why = status == 404 ? "unknown class" : "object could not be created";
+        pr_enc_reject(&l->out, id, (unsigned)status, why, strlen(why));
+        sh_link_want_flush(l);
+        return;
+    }
+    uint32_t max = o->cls->max_connections ? o->cls->max_connections : SH_DEFAULT_MAX_CONNECTIONS;
+    if (open_count(o) >= max) {
+        char why[96];
+        int n = snprintf(why, sizeof why, "object %s is full (maxConnections %u)", o->key, max);
+        pr_enc_reject(&l->out, id, 503, why, (size_t)n);
+        sh_link_want_flush(l);
+        object_maybe_evict(o);
+        return;
+    }
+    roomd_conn *c = rd_xcalloc(1, sizeof *c);
+    c->link = l;
+    c->id = id;
+    c->obj = o;
+    c->connected_at = m->u.open.connected_at;
+    size_t cl = m->u.open.client_id.n < RD_UUID_STR_LEN ? m->u.open.client_id.n : RD_UUID_STR_LEN;
+    memcpy(c->client_id, m->u.open.client_id.p, cl);
+    c->client_id[cl] = '\0';
+
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    ctx.offered = m->u.open.subprotocols.p;
+    ctx.offered_len = m->u.open.subprotocols.n;
+    int accepted = 0;
+    if (o->cls->connect) {
+        roomd_header hdrs[SH_MAX_HEADERS];
+        size_t path_off = 0;
+        roomd_request req = {
+            .method = "GET", .path = "", .path_len = path_off,
+            .query = m->u.open.query.p ? m->u.open.query.p : "", .query_len = m->u.open.query.n,
+            .headers = hdrs, .nheaders = collect_headers(m->u.open.headers, hdrs, SH_MAX_HEADERS),
+            .remote = "",
+        };
+        char remote[64];
+        snprintf(remote, sizeof remote, "%.*s", (int)m->u.open.remote.n,
+                 m->u.open.remote.p ? m->u.open.remote.p : "");
+        req.remote = remote;
+        o->busy++;
+        accepted = o->cls->connect(&ctx, o->state, c, &req) == 0;
+        o->busy--;
+    } else {
+        accepted = 1;
+    }
+    if (!accepted) {
+        int st = ctx.reject_status ? ctx.reject_status : 403;
+        const char *why = ctx.reject_reason ? ctx.reject_reason : "connection refused by the object";
+        pr_enc_reject(&l->out, id, (unsigned)st, why, strlen(why));
+        free(ctx.reject_reason);
+        free(c);
+        sh_link_want_flush(l);
+        object_maybe_evict(o);
+        return;
+    }
+    free(ctx.reject_reason);
+    /* Default: echo the first offered subprotocol, so browsers that offered
+     * some do not fail the handshake. */
+    if (!ctx.protocol_set && ctx.offered && ctx.offered_len) {
+        const char *p = ctx.offered, *end = p + ctx.offered_len;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        size_t n = (size_t)(p - s);
+        if (n > 0 && n < sizeof ctx.protocol) {
+            memcpy(ctx.protocol, s, n);
+            ctx.protocol[n] = '\0';
+            ctx.protocol_set = true;
+        }
+    }
+    rd_map_put(&l->conns, id, c);
+    object_add_conn(o, c);
+    pr_enc_accept(&l->out, id, ctx.protocol_set ? ctx.protocol : NULL,
+                  ctx.protocol_set ? strlen(ctx.protocol) : 0);
+    sh_link_want_flush(l);
+}
+
+static void conn_gone(roomd_conn *c, int code, const char *reason, size_t rlen)
+{
+    sh_object *o = c->obj;
+    object_remove_conn(o, c);
+    rd_map_del(&c->link->conns, c->id);
+    if (o->cls->close) {
+        roomd_ctx ctx;
+        ctx_init(&ctx, o);
+        o->busy++;
+        o->cls->close(&ctx, o->state, c, code, reason, rlen);
+        o->busy--;
+    }
+    free(c);
+    object_maybe_evict(o);
+}
+
+static void handle_frame(sh_link *l, const pr_msg *m)
+{
+    roomd_conn *c = rd_map_get(&l->conns, m->u.frame.conn);
+    if (!c || c->closing)
+        return; /* raced with a close: the message has nowhere to go */
+    if (m->u.frame.opcode != ROOMD_TEXT && m->u.frame.opcode != ROOMD_BINARY)
+        return;
+    sh_object *o = c->obj;
+    if (!o->cls->message)
+        return;
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    o->busy++;
+    o->cls->message(&ctx, o->state, c, (int)m->u.frame.opcode, m->u.frame.payload.p,
+                    m->u.frame.payload.n);
+    o->busy--;
+}
+
+static void handle_close(sh_link *l, const pr_msg *m)
+{
+    roomd_conn *c = rd_map_get(&l->conns, m->u.close.conn);
+    if (!c)
+        return;
+    conn_gone(c, (int)m->u.close.code, m->u.close.reason.p ? m->u.close.reason.p : "",
+              m->u.close.reason.n);
+}
+
+static void handle_http(sh_link *l, const pr_msg *m)
+{
+    int status = 0;
+    sh_object *o = object_get(m->u.http_req.key.p, m->u.http_req.key.n, &status);
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    ctx.http_link = l;
+    ctx.http_req = m->u.http_req.req;
+    if (!o) {
+        const char *why = status == 404 ? "unknown class\n" : "object could not be created\n";
+        roomd_http_reply(&ctx, status, NULL, why, strlen(why));
+        return;
+    }
+    if (o->cls->http) {
+        roomd_header hdrs[SH_MAX_HEADERS];
+        char method[16], remote[64];
+        snprintf(method, sizeof method, "%.*s", (int)m->u.http_req.method.n, m->u.http_req.method.p);
+        snprintf(remote, sizeof remote, "%.*s", (int)m->u.http_req.remote.n,
+                 m->u.http_req.remote.p ? m->u.http_req.remote.p : "");
+        roomd_request req = {
+            .method = method,
+            .path = m->u.http_req.path.p ? m->u.http_req.path.p : "",
+            .path_len = m->u.http_req.path.n,
+            .query = m->u.http_req.query.p ? m->u.http_req.query.p : "",
+            .query_len = m->u.http_req.query.n,
+            .headers = hdrs,
+            .nheaders = collect_headers(m->u.http_req.headers, hdrs, SH_MAX_HEADERS),
+            .body = m->u.http_req.body.p,
+            .body_len = m->u.http_req.body.n,
+            .remote = remote,
+        };
+        o->busy++;
+        o->cls->http(&ctx, o->state, &req);
+        o->busy--;
+    }
+    if (!ctx.replied) {
+        static const char nf[] = "not found\n";
+        roomd_http_reply(&ctx, 404, NULL, nf, sizeof nf - 1);
+    }
+    object_maybe_evict(o);
+}
+
+void sh_object_handle(sh_link *l, const pr_msg *m)
+{
+    switch (m->type) {
+    case PR_OPEN:
+        handle_open(l, m);
+        break;
+    case PR_FRAME:
+        handle_frame(l, m);
+        break;
+    case PR_CLOSE:
+        handle_close(l, m);
+        break;
+    case PR_HTTP_REQ:
+        handle_http(l, m);
+        break;
+    default:
+        rd_warn("msg=\"unexpected message from gateway\" type=%s gateway=%s", pr_type_name(m->type),
+                l->peer);
+        break;
+    }
+}
+
+/* A gateway went away: its connections are gone (1006 to the classes). */
+void sh_object_link_gone(sh_link *l)
+{
+    roomd_conn *c;
+    size_t it = 0;
+    /* Collect first: conn_gone edits the map we walk. */
+    size_t n = l->conns.count, k = 0;
+    roomd_conn **all = rd_xmalloc((n ? n : 1) * sizeof *all);
+    while ((c = rd_map_next(&l->conns, &it)) && k < n)
+        all[k++] = c;
+    for (size_t i = 0; i < k; i++)
+        conn_gone(all[i], 1006, "gateway link lost", 17);
+    free(all);
+}
+
+void sh_object_shutdown(void)
+{
+    sh_object *o;
+    size_t it = 0;
+    size_t n = sh.objects.count, k = 0;
+    sh_object **all = rd_xmalloc((n ? n : 1) * sizeof *all);
+    while ((o = rd_map_next(&sh.objects, &it)) && k < n)
+        all[k++] = o;
+    for (size_t i = 0; i < k; i++)
+        object_evict(all[i]);
+    free(all);
+    rd_map_free(&sh.objects);
+}

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages roomd builds and tests with, if any is missing.
+# Sourced by deploy/local.sh and tests/run.sh; needs root for apt-get.
+roomd_install_deps() {
+    pkgs="build-essential pkg-config meson ninja-build libevent-dev libssl-dev openssl \
+libmsgpack-dev libhiredis-dev libsqlite3-dev zlib1g-dev libjansson-dev $*"
+    missing=""
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "installing:$missing" >&2
+    if [ "$(id -u)" != 0 ]; then
+        echo "need root to install:$missing" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $missing >&2
+}

@@ -1,0 +1,229 @@
+/* Fuzz target for proto/: the input is read as a gateway<->shard stream
+ * (frames split with a 64 KiB cap, every body decoded, every list walked),
+ * then as one frame body, then as a run of msgpack values for pr_mp_skip.
+ * Beyond "no crash, no leak" it checks the invariants callers rely on:
+ * lists validated at decode time walk to the end without error, a failed
+ * read leaves the cursor alone, and a decoded message re-encodes to a body
+ * that decodes to the same message. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pr_mp.h"
+#include "pr_msg.h"
+#include "rd_buf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c) do { if (!(c)) abort(); } while (0)
+
+static void walk_str(pr_list l, rd_buf *out)
+{
+    pr_str s;
+    uint32_t n = l.n;
+    pr_mp_put_array(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        CHECK(pr_list_next_str(&l, &s) == 0);
+        pr_mp_put_str(out, s.p, s.n);
+    }
+    CHECK(pr_list_next_str(&l, &s) == -ENOENT);
+    CHECK(l.cur.p == l.cur.end);
+}
+
+static void walk_kv(pr_list l, rd_buf *out)
+{
+    pr_str k, v;
+    uint32_t n = l.n;
+    pr_mp_put_map(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        CHECK(pr_list_next_kv(&l, &k, &v) == 0);
+        pr_mp_put_str(out, k.p, k.n);
+        pr_mp_put_str(out, v.p, v.n);
+    }
+    CHECK(pr_list_next_kv(&l, &k, &v) == -ENOENT);
+    CHECK(l.cur.p == l.cur.end);
+}
+
+static void walk_uint(pr_list l, rd_buf *out)
+{
+    uint64_t u;
+    uint32_t n = l.n;
+    pr_mp_put_array(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        CHECK(pr_list_next_uint(&l, &u) == 0);
+        pr_mp_put_uint(out, u);
+    }
+    CHECK(pr_list_next_uint(&l, &u) == -ENOENT);
+    CHECK(l.cur.p == l.cur.end);
+}
+
+static void put_s(rd_buf *b, pr_str s)
+{
+    if (s.p)
+        pr_mp_put_str(b, s.p, s.n);
+    else
+        pr_mp_put_nil(b);
+}
+
+/* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
+static void reencode(const pr_msg *m, rd_buf *out)
+{
+    static const uint8_t nfields[] = { 0, 5, 10, 3, 4, 4, 4, 4, 4, 9, 5, 2, 2 };
+    pr_mp_put_array(out, nfields[m->type]);
+    pr_mp_put_uint(out, (uint64_t)m->type);
+    switch (m->type) {
+    case PR_HELLO:
+        pr_mp_put_uint(out, m->u.hello.version);
+        put_s(out, m->u.hello.role);
+        put_s(out, m->u.hello.name);
+        walk_str(m->u.hello.classes, out);
+        break;
+    case PR_OPEN:
+        pr_mp_put_uint(out, m->u.open.conn);
+        put_s(out, m->u.open.key);
+        put_s(out, m->u.open.client_id);
+        pr_mp_put_uint(out, m->u.open.connected_at);
+        pr_mp_put_uint(out, m->u.open.flags);
+        put_s(out, m->u.open.subprotocols);
+        put_s(out, m->u.open.remote);
+        put_s(out, m->u.open.query);
+        walk_kv(m->u.open.headers, out);
+        break;
+    case PR_ACCEPT:
+        pr_mp_put_uint(out, m->u.accept.conn);
+        put_s(out, m->u.accept.subprotocol);
+        break;
+    case PR_REJECT:
+        pr_mp_put_uint(out, m->u.reject.conn);
+        pr_mp_put_uint(out, m->u.reject.status);
+        put_s(out, m->u.reject.body);
+        break;
+    case PR_CLOSE:
+        pr_mp_put_uint(out, m->u.close.conn);
+        pr_mp_put_uint(out, m->u.close.code);
+        put_s(out, m->u.close.reason);
+        break;
+    case PR_FRAME:
+    case PR_SEND:
+        pr_mp_put_uint(out, m->u.frame.conn);
+        pr_mp_put_uint(out, m->u.frame.opcode);
+        pr_mp_put_bin(out, m->u.frame.payload.p, m->u.frame.payload.n);
+        break;
+    case PR_BROADCAST:
+        pr_mp_put_uint(out, m->u.broadcast.opcode);
+        pr_mp_put_bin(out, m->u.broadcast.payload.p, m->u.broadcast.payload.n);
+        walk_uint(m->u.broadcast.conns, out);
+        break;
+    case PR_HTTP_REQ:
+        pr_mp_put_uint(out, m->u.http_req.req);
+        put_s(out, m->u.http_req.key);
+        put_s(out, m->u.http_req.method);
+        put_s(out, m->u.http_req.path);
+        put_s(out, m->u.http_req.query);
+        walk_kv(m->u.http_req.headers, out);
+        pr_mp_put_bin(out, m->u.http_req.body.p, m->u.http_req.body.n);
+        put_s(out, m->u.http_req.remote);
+        break;
+    case PR_HTTP_RES:
+        pr_mp_put_uint(out, m->u.http_res.req);
+        pr_mp_put_uint(out, m->u.http_res.status);
+        walk_kv(m->u.http_res.headers, out);
+        pr_mp_put_bin(out, m->u.http_res.body.p, m->u.http_res.body.n);
+        break;
+    case PR_PING:
+    case PR_PONG:
+        pr_mp_put_uint(out, m->u.ping.token);
+        break;
+    default:
+        abort();
+    }
+}
+
+static void decode_one(const uint8_t *body, size_t len)
+{
+    pr_msg m;
+    char err[RD_ERR_LEN];
+    err[0] = '\0';
+    if (pr_msg_decode(body, len, &m, err) < 0) {
+        CHECK(err[0] != '\0' && memchr(err, '\0', RD_ERR_LEN));
+        return;
+    }
+    CHECK(m.type >= 1 && m.type <= PR_TYPE_MAX_);
+    CHECK(strcmp(pr_type_name(m.type), "UNKNOWN") != 0);
+
+    /* Canonical re-encoding is a fixed point: decode(enc(m)) encodes to the
+     * same bytes again. */
+    rd_buf a = RD_BUF_INIT, b = RD_BUF_INIT;
+    reencode(&m, &a);
+    pr_msg m2;
+    CHECK(pr_msg_decode(rd_buf_data(&a), rd_buf_avail(&a), &m2, err) == 0);
+    CHECK(m2.type == m.type);
+    reencode(&m2, &b);
+    CHECK(rd_buf_avail(&a) == rd_buf_avail(&b));
+    CHECK(memcmp(rd_buf_data(&a), rd_buf_data(&b), rd_buf_avail(&a)) == 0);
+    rd_buf_free(&a);
+    rd_buf_free(&b);
+}
+
+/* Run every getter at c; failures must leave the cursor where it was. */
+static void probe_getters(const pr_mp_cur *c)
+{
+    pr_mp_cur t;
+    bool bo;
+    uint64_t u;
+    int64_t s;
+    const char *sp;
+    const uint8_t *bp;
+    size_t n;
+    uint32_t cnt;
+    enum pr_mp_type type = pr_mp_peek(c);
+#define TRY(call) do { t = *c; if ((call) < 0) CHECK(t.p == c->p); else CHECK(t.p > c->p && t.p <= c->end); } while (0)
+    TRY(pr_mp_get_nil(&t));
+    TRY(pr_mp_get_bool(&t, &bo));
+    TRY(pr_mp_get_uint(&t, &u));
+    TRY(pr_mp_get_int(&t, &s));
+    TRY(pr_mp_get_str(&t, &sp, &n));
+    TRY(pr_mp_get_str_or_nil(&t, &sp, &n));
+    TRY(pr_mp_get_bin(&t, &bp, &n));
+    TRY(pr_mp_get_array(&t, &cnt));
+    TRY(pr_mp_get_map(&t, &cnt));
+#undef TRY
+    /* peek agrees with the integer getters */
+    t = *c;
+    if (pr_mp_get_uint(&t, &u) == 0)
+        CHECK(type == PR_MP_UINT);
+    t = *c;
+    if (pr_mp_get_int(&t, &s) == 0)
+        CHECK(type == (s >= 0 ? PR_MP_UINT : PR_MP_INT));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t off = 0;
+    while (off < size) {
+        const uint8_t *body;
+        size_t len;
+        int r = pr_frame_next(data + off, size - off, 65536, &body, &len);
+        if (r <= 0)
+            break;
+        CHECK((size_t)r == PR_FRAME_HDR + len && (size_t)r <= size - off);
+        decode_one(body, len);
+        off += (size_t)r;
+    }
+
+    decode_one(data, size);
+
+    pr_mp_cur c;
+    pr_mp_cur_init(&c, data, size);
+    for (;;) {
+        probe_getters(&c);
+        pr_mp_cur before = c;
+        if (pr_mp_skip(&c) < 0) {
+            CHECK(c.p == before.p);
+            break;
+        }
+        CHECK(c.p > before.p && c.p <= c.end);
+    }
+    return 0;
+}

@@ -1,0 +1,323 @@
+"""The core path of issue 2 against real processes: the seed's echo object,
+chat, routing by the documented hash, shard restart, and every refusal."""
+import asyncio
+import os
+import signal
+import socket
+import time
+import urllib.request
+
+import pytest
+import websockets
+
+from rawws import RawWS, http_raw
+
+ECHO_PREFIX = "[Durable Object]: "
+USAGE = """
+This Durable Object supports the following endpoints:
+/websocket
+- Creates a WebSocket connection. Any messages sent to it are echoed with a prefix.
+/getCurrentConnections
+- A regular HTTP GET endpoint that returns the number of currently connected WebSocket clients.
+"""
+
+
+def get(url, method="GET"):
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_echo_seed(roomd, scheme):
+    async def go():
+        url = (roomd.ws if scheme == "ws" else roomd.wss) + "/echo/foo"
+        ssl_ctx = roomd.ssl_context() if scheme == "wss" else None
+        async with websockets.connect(url, ssl=ssl_ctx) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == ECHO_PREFIX + "hello"
+            await ws.send("ünïcødé ✓")
+            assert await ws.recv() == ECHO_PREFIX + "ünïcødé ✓"
+            big = "x" * 200000
+            await ws.send(big)
+            assert await ws.recv() == ECHO_PREFIX + big
+            await ws.send(b"\x00\x01bin")
+            assert await ws.recv() == (ECHO_PREFIX.encode() + b"\x00\x01bin")
+    run(go())
+
+
+def test_echo_connection_counts(roomd):
+    base = roomd.http + "/echo/counting"
+    assert get(base + "/getCurrentConnections")[:2] == (
+        200, "There are 0 WebSocket clients connected to this Durable Object instance.")
+
+    async def go():
+        first = await websockets.connect(roomd.ws + "/echo/counting")
+        await first.send("a")
+        await first.recv()
+        status, body, _ = await asyncio.to_thread(get, base + "/getCurrentConnections")
+        assert (status, body) == (200, "There is 1 WebSocket client connected to this Durable Object instance.")
+        more = [await websockets.connect(roomd.ws + "/echo/counting") for _ in range(2)]
+        status, body, _ = await asyncio.to_thread(get, base + "/getCurrentConnections")
+        assert body == "There are 3 WebSocket clients connected to this Durable Object instance."
+        for ws in more + [first]:
+            await ws.close()
+    run(go())
+    # Closing is asynchronous on the shard; the count must come back to 0.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if get(base + "/getCurrentConnections")[1].startswith("There are 0 "):
+            break
+        time.sleep(0.05)
+    assert get(base + "/getCurrentConnections")[1] == \
+        "There are 0 WebSocket clients connected to this Durable Object instance."
+
+
+def test_echo_426_and_usage(roomd):
+    status, body, _ = get(roomd.http + "/echo/foo")
+    assert (status, body) == (426, "Durable Object expected Upgrade: websocket")
+    status, body, _ = get(roomd.http + "/echo/foo/websocket")
+    assert (status, body) == (426, "Durable Object expected Upgrade: websocket")
+    status, body, _ = get(roomd.http + "/echo/foo/anything-else")
+    assert (status, body) == (200, USAGE)
+
+
+def rooms_on_every_shard(roomd, per_shard=1):
+    """Room names chosen so that every shard owns per_shard of them."""
+    want = {f"shard-{i}": [] for i in range(roomd.shards)}
+    i = 0
+    while any(len(v) < per_shard for v in want.values()):
+        name = f"room{i}"
+        owner = roomd.route("chat/" + name)
+        if len(want[owner]) < per_shard:
+            want[owner].append(name)
+        i += 1
+    return [n for v in want.values() for n in v]
+
+
+def test_chat_broadcast_across_all_shards(roomd):
+    rooms = rooms_on_every_shard(roomd)
+    members = 50
+    per_member = 3
+
+    async def room(name):
+        conns = [await websockets.connect(f"{roomd.ws}/chat/{name}", max_queue=None) for _ in range(members)]
+        # Everyone is a member before anyone speaks.
+        for i, ws in enumerate(conns):
+            for k in range(per_member):
+                await ws.send(f"{name}:{i}:{k}")
+        expected = members * per_member - per_member
+        got = []
+        for i, ws in enumerate(conns):
+            mine = []
+            while len(mine) < expected:
+                mine.append(await asyncio.wait_for(ws.recv(), 20))
+            got.append(mine)
+        for ws in conns:
+            await ws.close()
+        return got
+
+    async def go():
+        return await asyncio.gather(*(room(n) for n in rooms))
+
+    results = run(go())
+    for name, got in zip(rooms, results):
+        for i, mine in enumerate(got):
+            assert not [m for m in mine if m.startswith(f"{name}:{i}:")], "sender got its own message"
+            assert len(set(mine)) == len(mine), "duplicate delivery"
+            assert set(mine) == {f"{name}:{j}:{k}" for j in range(members) if j != i
+                                 for k in range(per_member)}
+            # Per-sender order is preserved.
+            for j in range(members):
+                seq = [int(m.split(":")[2]) for m in mine if m.split(":")[1] == str(j)]
+                assert seq == sorted(seq)
+
+
+def test_objects_spread_as_the_hash_says(roomd):
+    seen = {}
+    for i in range(40):
+        key = f"echo/spread-{i}"
+        status, _, headers = get(f"{roomd.http}/{key}/getCurrentConnections")
+        assert status == 200
+        assert headers["X-Roomd-Shard"] == roomd.route(key)
+        seen[headers["X-Roomd-Shard"]] = seen.get(headers["X-Roomd-Shard"], 0) + 1
+    assert set(seen) == {f"shard-{i}" for i in range(roomd.shards)}
+
+
+def test_route_command_is_stable():
+    from conftest import GATEWAY
+    import subprocess
+    out = subprocess.run([GATEWAY, "--shards", "4", "--route", "counter/main"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == "shard-2\n"  # fixed forever: rd_hash.h documents the hash
+
+
+def test_unknown_class_is_404(roomd):
+    status, body, _ = get(roomd.http + "/nosuchclass/foo")
+    assert status == 404 and "unknown class 'nosuchclass'" in body
+    status, _, _ = get(roomd.http + "/not-an-object")
+    assert status == 404
+
+
+def test_bad_method_is_405(roomd):
+    status, head, body = http_raw("127.0.0.1", roomd.port,
+                                  b"TRACE /echo/foo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 405 and b"method not allowed" in body
+    status, head, body = http_raw("127.0.0.1", roomd.port,
+                                  b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert status == 405
+
+
+def test_oversized_head_is_431(roomd):
+    req = b"GET /echo/foo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"
+    status, _, body = http_raw("127.0.0.1", roomd.port, req)
+    assert status == 431 and body.strip()
+    many = b"GET /echo/foo HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(80)) + b"\r\n"
+    status, _, _ = http_raw("127.0.0.1", roomd.port, many)
+    assert status == 431
+
+
+@pytest.mark.parametrize("headers,status,reason", [
+    ({"Sec-WebSocket-Key": None}, 400, b"Sec-WebSocket-Key"),
+    ({"Sec-WebSocket-Key": "short"}, 400, b"Sec-WebSocket-Key"),
+    ({"Sec-WebSocket-Version": "8"}, 426, b"Sec-WebSocket-Version"),
+    ({"Connection": "keep-alive"}, 400, b"Connection: Upgrade"),
+])
+def test_bad_handshake(roomd, headers, status, reason):
+    h = {"Host": "x", "Upgrade": "websocket", "Connection": "Upgrade",
+         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+    h.update(headers)
+    req = "GET /echo/foo HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items() if v is not None) + "\r\n"
+    got, head, body = http_raw("127.0.0.1", roomd.port, req.encode())
+    assert got == status
+    assert reason in body and body.endswith(b"\n") and body.count(b"\n") == 1
+    if status == 426:
+        assert "Sec-WebSocket-Version: 13" in head
+
+
+def test_bad_object_name_is_400(roomd):
+    for path in (b"/echo/%zz", b"/echo/%00x", b"/echo/" + b"n" * 300, b"/echo/%C3%28"):
+        status, _, body = http_raw("127.0.0.1", roomd.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 400, path
+        assert b"object name" in body
+
+
+def test_percent_decoded_names_reach_the_object(roomd):
+    async def go():
+        async with websockets.connect(roomd.ws + "/chat/caf%C3%A9%20au%20lait") as a, \
+                websockets.connect(roomd.ws + "/chat/café%20au%20lait".replace("é", "%C3%A9")) as b:
+            await a.send("same room")
+            assert await asyncio.wait_for(b.recv(), 10) == "same room"
+    run(go())
+
+
+@pytest.mark.parametrize("send,code", [
+    (lambda w: w.send_frame(1, b"unmasked", mask=False), 1002),
+    (lambda w: w.send_frame(1, b"\xff\xfe"), 1007),
+    (lambda w: (w.send_frame(1, b"ok \xce", fin=False), w.send_frame(0, b"\xff", fin=True)), 1007),
+    (lambda w: w.send_frame(1, b"x", rsv=4), 1002),
+    (lambda w: w.send_frame(3, b"x"), 1002),
+    (lambda w: w.send_frame(9, b"x" * 126), 1002),
+    (lambda w: w.send_frame(9, b"p", fin=False), 1002),
+    (lambda w: w.send_frame(0, b"cont"), 1002),
+    (lambda w: w.send_frame(8, b"\x03\xe8" + b"\xff"), 1007),
+    (lambda w: w.send_frame(8, b"\x03\xed"), 1002),
+    (lambda w: w.send_frame(2, b"", length=(1 << 20) + 1), 1009),
+    (lambda w: (w.send_frame(2, b"a" * 700000, fin=False), w.send_frame(0, b"b" * 400000)), 1009),
+])
+def test_protocol_violations_close_with_the_right_code(roomd, send, code):
+    w = RawWS("127.0.0.1", roomd.port, "/echo/violations")
+    send(w)
+    got, reason = w.expect_close()
+    assert got == code, reason
+    assert w.eof_after_close()
+    w.close()
+    # Everyone else is still served.
+    assert get(roomd.http + "/echo/violations/getCurrentConnections")[0] == 200
+
+
+def test_ping_pong_and_close_echo(roomd):
+    w = RawWS("127.0.0.1", roomd.port, "/echo/pings")
+    w.send_frame(9, b"are you there")
+    assert w.recv_frame() == (10, b"are you there")
+    # A ping between the fragments of a message.
+    w.send_frame(1, b"frag", fin=False)
+    w.send_frame(9, b"mid")
+    w.send_frame(0, b"mented", fin=True)
+    assert w.recv_frame() == (10, b"mid")
+    assert w.recv_frame() == (1, (ECHO_PREFIX + "fragmented").encode())
+    w.send_frame(8, b"\x0f\xa0bye")  # 4000
+    assert w.expect_close() == (4000, "")
+    assert w.eof_after_close()
+    w.close()
+
+
+def test_slow_client_is_closed(roomd):
+    """The fixture runs with --handshake-timeout 1s: a head that never ends is cut."""
+    with socket.create_connection(("127.0.0.1", roomd.port), timeout=15) as s:
+        s.sendall(b"GET /echo/foo HTTP/1.1\r\nHost: x\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 408 ")
+    with socket.create_connection(("127.0.0.1", roomd.port), timeout=15) as s:
+        assert s.recv(4096) == b""  # connected and silent: closed without a word
+
+
+def test_healthz(roomd):
+    status, body, headers = get(roomd.http + "/healthz")
+    assert status == 200 and '"status":"ok"' in body
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_killed_shard_restarts_and_serves_again(tmp_path):
+    from conftest import Roomd
+    r = Roomd(tmp_path, shards=4)
+    try:
+        name = "echo/victim"
+        owner = r.route(name)
+        pid = r.shard_pids()[owner]
+
+        async def before():
+            ws = await websockets.connect(f"{r.ws}/{name}")
+            await ws.send("one")
+            assert await ws.recv() == ECHO_PREFIX + "one"
+            return ws
+
+        async def go():
+            ws = await before()
+            os.kill(pid, signal.SIGKILL)
+            # The connection to the dead shard's object is closed with 1012.
+            try:
+                await asyncio.wait_for(ws.recv(), 15)
+                pytest.fail("connection survived its shard's death without resume support")
+            except websockets.ConnectionClosed as e:
+                assert e.rcvd is not None and e.rcvd.code == 1012
+            # New connections to the object work again once it is restarted.
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    async with websockets.connect(f"{r.ws}/{name}") as ws2:
+                        await ws2.send("two")
+                        assert await ws2.recv() == ECHO_PREFIX + "two"
+                        break
+                except (websockets.InvalidStatusCode, OSError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+        run(go())
+        assert r.shard_pids()[owner] != pid
+        assert "msg=\"shard died\" shard=%s" % owner in r.read_log()
+        r.wait_healthy()
+    finally:
+        r.stop()
