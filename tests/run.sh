@@ -1,9 +1,10 @@
-#!/bin/sh
+#!/bin/bash
 # The whole test suite: installs what is missing, builds with ASan/UBSan and
 # -Werror, runs the unit tests and fuzz-corpus replays (meson test), then the
 # integration tests (pytest against the real binaries), and ends with one
 # line: "N passed, N failed[, N skipped]".
 set -u
+pytest_args=("$@")
 cd "$(dirname "$0")/.."
 . tests/deps.sh
 roomd_install_deps python3 python3-pytest python3-websockets python3-msgpack python3-redis \
@@ -39,15 +40,15 @@ for line in open(sys.argv[1]):
 print(p, f, s)
 PY
 ) || counts="0 1 0"
-set -- $counts
-passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
-if [ "$2" != 0 ]; then
+read -r p f s <<<"$counts"
+passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+if [ "$f" != 0 ]; then
     grep -B2 -A40 -E 'FAIL|ERROR' "$BUILD/meson-test.out" | head -200
 fi
 
 # Integration tests against the real binaries.
 export ROOMD_BUILD="$PWD/$BUILD"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$BUILD/pytest.xml" tests/integration "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$BUILD/pytest.xml" tests/integration "${pytest_args[@]}"
 counts=$(/usr/bin/python3 - "$BUILD/pytest.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
@@ -62,8 +63,8 @@ for su in suites:
 print(t - f - s, f, s)
 PY
 )
-set -- $counts
-passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
+read -r p f s <<<"$counts"
+passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 
 if [ "$skipped" -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"
