@@ -48,7 +48,7 @@
 #define DIRECT_THRESHOLD (16u * 1024u)        /* partial frame this big: recv into conn buffer */
 #define MAX_FRAME        (64u * 1024u * 1024u)
 #define WBUF_LIMIT       (8u * 1024u * 1024u) /* publisher backlog cap before skipping sends */
-#define HS_MAX           8192u                /* max HTTP response header size */
+#define HS_MAX           8191u                /* max HTTP response header size */
 #define MAX_EVENTS       1024
 #define MAX_READS        8                    /* recv() calls per readiness event */
 #define TIMER_TAG        UINT64_MAX
@@ -1087,9 +1087,15 @@ static void conn_read_handshake(conn *c)
     G.n_opened++;
     G.t_conn_last = G.now;
     size_t rest = c->plen - hl;
-    memmove(c->pend, c->pend + hl, rest);
     c->plen = 0;
-    if (rest) {
+    if (!rest) { /* release the handshake buffer; frames use the shared one */
+        free(c->pend);
+        c->pend = NULL;
+        c->pcap = 0;
+        return;
+    }
+    memmove(c->pend, c->pend + hl, rest);
+    {
         size_t used = ws_parse(c, c->pend, rest);
         if (c->fd >= 0) {
             memmove(c->pend, c->pend + used, rest - used);
@@ -1265,6 +1271,7 @@ static void phase_echo(void)
         progress(&next, G.t_run0);
     }
     G.sending = false;
+    G.now = now_ns();
     uint64_t end = G.now < G.run_end ? G.now : G.run_end;
     G.measured_s = end > G.warm_end ? (double)(end - G.warm_end) / 1e9 : 0.0;
     uint64_t dl = now_ns() + s_to_ns(G.drain_timeout);
@@ -1394,11 +1401,11 @@ static void report_json(FILE *out, bool ok)
     double ct = (double)(G.t_conn_last - G.t_conn0) / 1e9;
     double ms = G.measured_s > 0 ? G.measured_s : 1.0;
     fprintf(out,
-            "{\"ok\":%d,\"conns\":%" PRIu32 ",\"connected\":%" PRIu32 ",\"connect_failed\":%" PRIu32
+            "{\"ok\":%d,\"interrupted\":%d,\"conns\":%" PRIu32 ",\"connected\":%" PRIu32 ",\"connect_failed\":%" PRIu32
             ",\"closed_unexpectedly\":%" PRIu32 ",\"protocol_errors\":%" PRIu64
             ",\"close_timeouts\":%" PRIu32 ",\"connect_time_s\":%.6f,\"duration_s\":%.6f"
             ",\"warmup_s\":%.3f,\"size\":%" PRIu32,
-            ok ? 1 : 0, G.conns, G.n_opened, G.n_failed, G.n_lost, G.proto_errors,
+            ok ? 1 : 0, g_stop ? 1 : 0, G.conns, G.n_opened, G.n_failed, G.n_lost, G.proto_errors,
             G.n_close_timeout, ct, G.measured_s, G.warmup, G.size);
     if (G.mode == MODE_ECHO) {
         fprintf(out,
@@ -1474,7 +1481,8 @@ static void usage(FILE *out)
           "  --settle S             pause between all-connected and publishing (default: 0.5)\n"
           "\n"
           "exit status: 0 ok; 1 a connection failed to connect, closed unexpectedly or\n"
-          "hit a protocol error (the report is still printed); 2 usage/setup error.\n",
+          "hit a protocol error, or the run was interrupted (SIGINT/SIGTERM) - the\n"
+          "report is still printed; 2 usage/setup error.\n",
           out);
 }
 
@@ -1752,20 +1760,20 @@ int main(int argc, char **argv)
     }
     phase_close();
 
-    bool ok = G.n_failed == 0 && G.n_lost == 0 && G.proto_errors == 0;
+    bool ok = G.n_failed == 0 && G.n_lost == 0 && G.proto_errors == 0 && !g_stop;
     for (uint32_t i = 0; i < G.nerrs && i < MAX_ERRS; i++)
         fprintf(stderr, "roomd-bench: error: %s\n", G.errs[i]);
     if (G.nerrs > MAX_ERRS)
         fprintf(stderr, "roomd-bench: ... and %" PRIu32 " more errors\n", G.nerrs - MAX_ERRS);
     if (g_stop)
-        fprintf(stderr, "roomd-bench: interrupted; partial results\n");
+        fprintf(stderr, "roomd-bench: interrupted; partial results (exit status 1)\n");
     if (G.json) {
         report(stderr);
         report_json(stdout, ok);
     } else {
         report(stdout);
     }
-    if (!ok)
+    if (!ok && !(g_stop && G.n_failed == 0 && G.n_lost == 0 && G.proto_errors == 0))
         fprintf(stderr,
                 "roomd-bench: FAILED: %" PRIu32 " of %" PRIu32 " connections failed to connect, %" PRIu32
                 " closed unexpectedly, %" PRIu64 " protocol errors\n",

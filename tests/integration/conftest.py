@@ -41,6 +41,14 @@ def make_cert(directory):
     return cert, key
 
 
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 class Roomd:
     """A gateway in spawn mode with its shards."""
 
@@ -126,8 +134,9 @@ class Roomd:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
                 raise AssertionError("gateway did not stop within 20 s of SIGTERM")
-        # Shards stop with the gateway; give their sanitizer reports a moment to land.
-        time.sleep(0.3)
+        # Spawn mode stops the shards with the gateway.
+        for name, pid in self.shard_pids().items():
+            assert not alive(pid), f"{name} (pid {pid}) outlived its gateway"
         self.log.close()
         log = open(self.log_path, "rb").read().decode(errors="replace")
         bad = SANITIZER.search(log)

@@ -321,3 +321,30 @@ def test_killed_shard_restarts_and_serves_again(tmp_path):
         r.wait_healthy()
     finally:
         r.stop()
+
+
+def test_connection_limit_pauses_accepting(tmp_path):
+    """At --max-connections the gateway stops accepting (no spinning, no
+    refusals); the next client is served as soon as a slot frees up."""
+    from conftest import Roomd
+    r = Roomd(tmp_path, shards=1, extra=("--max-connections", "3", "--handshake-timeout", "60s"))
+    try:
+        # wait_healthy used one connection, closed by now; fill the three slots.
+        idle = [socket.create_connection(("127.0.0.1", r.port), timeout=10) for _ in range(3)]
+        for s in idle:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+        waiting = socket.create_connection(("127.0.0.1", r.port), timeout=10)  # kernel backlog
+        waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        waiting.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            waiting.recv(4096)
+        idle.pop().close()
+        waiting.settimeout(10)
+        assert waiting.recv(4096).startswith(b"HTTP/1.1 200 ")
+        waiting.close()
+        for s in idle:
+            s.close()
+        assert "connection limit reached" in r.read_log()
+    finally:
+        r.stop()
