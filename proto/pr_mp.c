@@ -33,6 +33,7 @@ static inline size_t avail(const pr_mp_cur *c)
 
 /* ---- writers ---------------------------------------------------------- */
 
+/* width is 1, 2, 4 or 8 */
 static void put_hdr(rd_buf *b, uint8_t tag, unsigned width, uint64_t v)
 {
     uint8_t *w = rd_buf_reserve(b, 9);
@@ -51,13 +52,11 @@ static void put_hdr(rd_buf *b, uint8_t tag, unsigned width, uint64_t v)
         memcpy(w + 1, &x, 4);
         break;
     }
-    case 8: {
+    default: {
         uint64_t x = htobe64(v);
         memcpy(w + 1, &x, 8);
         break;
     }
-    default:
-        break;
     }
     rd_buf_commit(b, 1 + width);
 }

@@ -1404,6 +1404,37 @@ static void test_type_name(void)
     RD_CHECK(strcmp(pr_type_name(1000), "UNKNOWN") == 0);
 }
 
+static void test_misuse(void)
+{
+    rd_buf b = RD_BUF_INIT;
+    rd_buf_append(&b, "abc", 3);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, 1000), -EINVAL);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, 1), -EINVAL);
+    RD_CHECK(bytes_eq(&b, "abc", 3));
+    /* oversized strings are refused before anything is copied */
+    RD_CHECK_EQ_INT(pr_enc_accept(&b, 1, "x", PR_FRAME_MAX + 1), -EMSGSIZE);
+    RD_CHECK_EQ_INT(pr_enc_reject(&b, 1, 400, "x", PR_FRAME_MAX + 1), -EMSGSIZE);
+    RD_CHECK_EQ_INT(pr_enc_close(&b, 1, 1000, "x", SIZE_MAX), -EMSGSIZE);
+    RD_CHECK_EQ_INT(pr_enc_frame(&b, PR_SEND, 1, 2, "x", SIZE_MAX), -EMSGSIZE);
+    RD_CHECK(bytes_eq(&b, "abc", 3));
+    rd_buf_free(&b);
+
+    /* a list the caller built by hand over bad bytes fails without moving */
+    static const uint8_t junk[] = { 0xc1, 0xc1 };
+    pr_list l = { { junk, junk + sizeof junk }, 1 };
+    pr_str k, v;
+    uint64_t u;
+    RD_CHECK_EQ_INT(pr_list_next_str(&l, &k), -EBADMSG);
+    RD_CHECK_EQ_INT(pr_list_next_kv(&l, &k, &v), -EBADMSG);
+    RD_CHECK_EQ_INT(pr_list_next_uint(&l, &u), -EBADMSG);
+    RD_CHECK(l.n == 1 && l.cur.p == junk);
+    /* a key without its value */
+    static const uint8_t half[] = { 0xa1, 'k' };
+    pr_list h = { { half, half + sizeof half }, 1 };
+    RD_CHECK_EQ_INT(pr_list_next_kv(&h, &k, &v), -EBADMSG);
+    RD_CHECK(h.n == 1 && h.cur.p == half);
+}
+
 static void test_list_zero_value(void)
 {
     pr_list l;
@@ -1447,6 +1478,7 @@ int main(void)
     RD_RUN(test_noncanonical_message);
     RD_RUN(test_decode_leaves_ret_on_failure);
     RD_RUN(test_type_name);
+    RD_RUN(test_misuse);
     RD_RUN(test_list_zero_value);
     return rd_test_summary();
 }
