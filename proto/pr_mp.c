@@ -218,7 +218,7 @@ enum pr_mp_type pr_mp_peek(const pr_mp_cur *c)
 
 /* Any integer encoding. *neg tells whether the value is negative; *u then
  * holds its 64-bit two's complement. Returns bytes used, 0 on failure. */
-static size_t rd_integer(const uint8_t *p, size_t a, uint64_t *u, bool *neg)
+static size_t read_int(const uint8_t *p, size_t a, uint64_t *u, bool *neg)
 {
     if (a == 0)
         return 0;
@@ -291,7 +291,7 @@ int pr_mp_get_uint(pr_mp_cur *c, uint64_t *ret)
     }
     uint64_t u;
     bool neg;
-    size_t n = rd_integer(p, avail(c), &u, &neg);
+    size_t n = read_int(p, avail(c), &u, &neg);
     if (n == 0 || neg)
         return -EBADMSG;
     *ret = u;
@@ -303,7 +303,7 @@ int pr_mp_get_int(pr_mp_cur *c, int64_t *ret)
 {
     uint64_t u;
     bool neg;
-    size_t n = rd_integer(c->p, avail(c), &u, &neg);
+    size_t n = read_int(c->p, avail(c), &u, &neg);
     if (n == 0 || (!neg && u > INT64_MAX))
         return -EBADMSG;
     /* Two's complement back to int64 without implementation-defined casts. */
@@ -314,7 +314,7 @@ int pr_mp_get_int(pr_mp_cur *c, int64_t *ret)
 
 /* Header of a str (or, with bin, of a bin or a str): returns the header
  * bytes, 0 if the tag does not match or the value is truncated. */
-static size_t rd_strhdr(const uint8_t *p, size_t a, bool bin, size_t *ret_len)
+static size_t read_strhdr(const uint8_t *p, size_t a, bool bin, size_t *ret_len)
 {
     if (a == 0)
         return 0;
@@ -345,7 +345,7 @@ static size_t rd_strhdr(const uint8_t *p, size_t a, bool bin, size_t *ret_len)
 
 int pr_mp_get_str(pr_mp_cur *c, const char **ret, size_t *ret_len)
 {
-    size_t n, h = rd_strhdr(c->p, avail(c), false, &n);
+    size_t n, h = read_strhdr(c->p, avail(c), false, &n);
     if (h == 0)
         return -EBADMSG;
     *ret = (const char *)(c->p + h);
@@ -367,7 +367,7 @@ int pr_mp_get_str_or_nil(pr_mp_cur *c, const char **ret, size_t *ret_len)
 
 int pr_mp_get_bin(pr_mp_cur *c, const uint8_t **ret, size_t *ret_len)
 {
-    size_t n, h = rd_strhdr(c->p, avail(c), true, &n);
+    size_t n, h = read_strhdr(c->p, avail(c), true, &n);
     if (h == 0)
         return -EBADMSG;
     *ret = c->p + h;
@@ -379,7 +379,7 @@ int pr_mp_get_bin(pr_mp_cur *c, const uint8_t **ret, size_t *ret_len)
 /* Container header: returns header bytes (0 on mismatch or truncation) and
  * the number of values that follow (2 per map entry). A count larger than
  * the bytes left cannot be valid, since every value takes at least one. */
-static size_t rd_container(const uint8_t *p, size_t a, bool map, uint64_t *ret_vals,
+static size_t read_container(const uint8_t *p, size_t a, bool map, uint64_t *ret_vals,
                            uint32_t *ret_n)
 {
     if (a == 0)
@@ -415,7 +415,7 @@ static size_t rd_container(const uint8_t *p, size_t a, bool map, uint64_t *ret_v
 int pr_mp_get_array(pr_mp_cur *c, uint32_t *ret_n)
 {
     uint64_t vals;
-    size_t h = rd_container(c->p, avail(c), false, &vals, ret_n);
+    size_t h = read_container(c->p, avail(c), false, &vals, ret_n);
     if (h == 0)
         return -EBADMSG;
     c->p += h;
@@ -425,7 +425,7 @@ int pr_mp_get_array(pr_mp_cur *c, uint32_t *ret_n)
 int pr_mp_get_map(pr_mp_cur *c, uint32_t *ret_n)
 {
     uint64_t vals;
-    size_t h = rd_container(c->p, avail(c), true, &vals, ret_n);
+    size_t h = read_container(c->p, avail(c), true, &vals, ret_n);
     if (h == 0)
         return -EBADMSG;
     c->p += h;
@@ -465,7 +465,7 @@ int pr_mp_skip(pr_mp_cur *c)
             uint64_t vals;
             uint32_t n;
             bool map = t <= 0x8f || t >= 0xde;
-            h = rd_container(p, a, map, &vals, &n);
+            h = read_container(p, a, map, &vals, &n);
             if (h == 0 || depth == PR_MP_MAX_DEPTH)
                 return -EBADMSG;
             p += h;

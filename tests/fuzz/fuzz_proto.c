@@ -178,7 +178,13 @@ static void probe_getters(const pr_mp_cur *c)
     size_t n;
     uint32_t cnt;
     enum pr_mp_type type = pr_mp_peek(c);
-#define TRY(call) do { t = *c; if ((call) < 0) CHECK(t.p == c->p); else CHECK(t.p > c->p && t.p <= c->end); } while (0)
+#define TRY(call) do { \
+        t = *c; \
+        if ((call) < 0) \
+            CHECK(t.p == c->p); \
+        else \
+            CHECK(t.p > c->p && t.p <= c->end); \
+    } while (0)
     TRY(pr_mp_get_nil(&t));
     TRY(pr_mp_get_bool(&t, &bo));
     TRY(pr_mp_get_uint(&t, &u));

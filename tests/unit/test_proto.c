@@ -56,7 +56,8 @@ static const uint8_t py_http_res[] = {
     0x74, 0x79, 0x70, 0x65, 0xaa, 0x74, 0x65, 0x78, 0x74, 0x2f, 0x70, 0x6c, 0x61, 0x69, 0x6e,
     0xc4, 0x02, 0x6f, 0x6b };
 /* packb([11, 2**64 - 1]) */
-static const uint8_t py_ping[] = { 0x92, 0x0b, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+static const uint8_t py_ping[] = {
+    0x92, 0x0b, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 /* packb([12, 0]) */
 static const uint8_t py_pong[] = { 0x92, 0x0c, 0x00 };
 /* packb([11, 1, 1.5, {"x": [None, True]}, ExtType(5, b"ab"), ExtType(1, b"abc"),
@@ -1166,7 +1167,8 @@ static void test_interop_vectors(void)
 
     RD_CHECK_EQ_INT(decode_raw(py_open, sizeof py_open, &m, err), 0);
     RD_CHECK(m.type == PR_OPEN && m.u.open.conn == 7 && str_eq(m.u.open.key, "room") &&
-             str_eq(m.u.open.client_id, "cid") && m.u.open.connected_at == UINT64_C(1700000000000) &&
+             str_eq(m.u.open.client_id, "cid") &&
+             m.u.open.connected_at == UINT64_C(1700000000000) &&
              m.u.open.flags == 1 && str_eq(m.u.open.subprotocols, "chat") &&
              str_eq(m.u.open.remote, "127.0.0.1") && str_eq(m.u.open.query, "a=1"));
     RD_CHECK_EQ_INT(pr_list_next_kv(&m.u.open.headers, &k, &v), 0);
@@ -1320,11 +1322,11 @@ static void test_decode_errors(void)
     EXPECT_ERR(frame_nil, "FRAME: field 4 (payload) is not binary");
     static const uint8_t send_neg_conn[] = { 0x94, 0x07, 0xff, 0x01, 0xc4, 0x00 };
     EXPECT_ERR(send_neg_conn, "SEND: field 2 (conn) is not an unsigned integer");
-    static const uint8_t res_status[] = { 0x95, 0x0a, 0x01, 0xcb, 0x40, 0x69, 0, 0, 0, 0, 0, 0, 0x80,
-                                          0xc4, 0x00 };
+    static const uint8_t res_status[] = { 0x95, 0x0a, 0x01, 0xcb, 0x40, 0x69, 0, 0, 0, 0, 0, 0,
+                                          0x80, 0xc4, 0x00 };
     EXPECT_ERR(res_status, "HTTP_RES: field 3 (status) is not an unsigned integer");
-    static const uint8_t req_remote[] = { 0x99, 0x09, 0x01, 0xa0, 0xa0, 0xa0, 0xa0, 0x80, 0xc4, 0x00,
-                                          0xc2 };
+    static const uint8_t req_remote[] = { 0x99, 0x09, 0x01, 0xa0, 0xa0, 0xa0, 0xa0, 0x80, 0xc4,
+                                          0x00, 0xc2 };
     EXPECT_ERR(req_remote, "HTTP_REQ: field 9 (remote) is not a string");
     /* bytes after the outer array */
     static const uint8_t after[] = { 0x92, 0x0c, 0x01, 0x00 };
