@@ -296,6 +296,33 @@ int rd_cfg_argv(const rd_cfg_opt *tab, void *cfg, int argc, char **argv,
     return 0;
 }
 
+int rd_cfg_load(const rd_cfg_opt *tab, void *cfg, int argc, char **argv,
+                const char *const *actions, const char **ret_action, char err[RD_ERR_LEN])
+{
+    int r, optind_ = 0;
+    const char *file = getenv("ROOMD_CONFIG");
+    *ret_action = NULL;
+    if ((r = rd_cfg_defaults(tab, cfg, err)) < 0)
+        return r;
+    /* Find the file first, so the environment and flags override what it sets. */
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            file = argv[i + 1];
+    }
+    if (file && *file && (r = rd_cfg_file(tab, cfg, file, err)) < 0)
+        return r;
+    if ((r = rd_cfg_env(tab, cfg, err)) < 0 ||
+        (r = rd_cfg_argv(tab, cfg, argc, argv, actions, ret_action, &optind_, err)) < 0)
+        return r;
+    if (optind_ < argc) {
+        snprintf(err, RD_ERR_LEN, "unexpected argument '%s' (see --help)", argv[optind_]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 void rd_cfg_help(const rd_cfg_opt *tab, FILE *f)
 {
     for (const rd_cfg_opt *o = tab; o->name; o++) {

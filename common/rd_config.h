@@ -47,6 +47,12 @@ int rd_cfg_file(const rd_cfg_opt *tab, void *cfg, const char *path, char err[RD_
 int rd_cfg_argv(const rd_cfg_opt *tab, void *cfg, int argc, char **argv,
                 const char *const *actions, const char **ret_action, int *ret_optind,
                 char err[RD_ERR_LEN]);
+/* The whole sequence a program runs at start: defaults, then the file named
+ * by --config / ROOMD_CONFIG (tab must have a STR option "config"), then the
+ * environment, then argv. A leftover positional argument is an error.
+ * *ret_action as for rd_cfg_argv. */
+int rd_cfg_load(const rd_cfg_opt *tab, void *cfg, int argc, char **argv,
+                const char *const *actions, const char **ret_action, char err[RD_ERR_LEN]);
 /* Print every option with its metavar, help and default. */
 void rd_cfg_help(const rd_cfg_opt *tab, FILE *f);
 void rd_cfg_free(const rd_cfg_opt *tab, void *cfg);

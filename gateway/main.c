@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include "rd_config.h"
 #include "rd_hash.h"
 #include "rd_log.h"
+#include "rd_os.h"
 #include "rd_time.h"
 
 gw_server gw;
@@ -72,23 +72,6 @@ static void usage(FILE *f)
     rd_cfg_help(gateway_opts, f);
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
             "print the version and exit");
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 /* "host:port", "[v6]:port" or ":port" (all addresses). */
@@ -155,20 +138,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     gw_conn_tick();
 }
 
-static void raise_nofile(void)
+/* Keep headroom for shard links, listeners and logs. */
+static void fit_nofile(void)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    /* Keep headroom for shard links, listeners and logs. */
-    if (rl.rlim_cur != RLIM_INFINITY && gw.cfg.max_connections > (int64_t)rl.rlim_cur - 64) {
-        int64_t lim = (int64_t)rl.rlim_cur - 64;
-        rd_warn("msg=\"lowering max-connections to fit the descriptor limit\" from=%lld to=%lld",
+    int64_t lim = rd_raise_nofile() - 64;
+    if (gw.cfg.max_connections > lim) {
+        rd_info("msg=\"lowering max-connections to fit the descriptor limit\" from=%lld to=%lld",
                 (long long)gw.cfg.max_connections, (long long)(lim > 1 ? lim : 1));
         gw.cfg.max_connections = lim > 1 ? lim : 1;
     }
@@ -209,23 +184,9 @@ int main(int argc, char **argv)
     char err[RD_ERR_LEN] = "";
     static const char *const actions[] = { "help", "version", NULL };
     const char *action = NULL;
-    int optind_ = 0;
     gw.listen_fd[0] = gw.listen_fd[1] = -1;
 
-    if (rd_cfg_defaults(gateway_opts, &gw.cfg, err) < 0)
-        goto fail_cfg;
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--config=", 9) == 0)
-            rd_cfg_set(gateway_opts, &gw.cfg, "config", argv[i] + 9, err);
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            rd_cfg_set(gateway_opts, &gw.cfg, "config", argv[i + 1], err);
-    }
-    if (!gw.cfg.config && getenv("ROOMD_CONFIG"))
-        rd_cfg_set(gateway_opts, &gw.cfg, "config", getenv("ROOMD_CONFIG"), err);
-    if (gw.cfg.config && rd_cfg_file(gateway_opts, &gw.cfg, gw.cfg.config, err) < 0)
-        goto fail_cfg;
-    if (rd_cfg_env(gateway_opts, &gw.cfg, err) < 0 ||
-        rd_cfg_argv(gateway_opts, &gw.cfg, argc, argv, actions, &action, &optind_, err) < 0)
+    if (rd_cfg_load(gateway_opts, &gw.cfg, argc, argv, actions, &action, err) < 0)
         goto fail_cfg;
     if (action && strcmp(action, "help") == 0) {
         usage(stdout);
@@ -234,10 +195,6 @@ int main(int argc, char **argv)
     if (action && strcmp(action, "version") == 0) {
         printf("roomd-gateway 0.1.0 (protocol %d)\n", PR_VERSION);
         return 0;
-    }
-    if (optind_ < argc) {
-        snprintf(err, sizeof err, "unexpected argument '%s'", argv[optind_]);
-        goto fail_cfg;
     }
     make_shard_names();
     if (gw.cfg.route) {
@@ -272,9 +229,9 @@ int main(int argc, char **argv)
     find_self_dir();
 
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
+    fit_nofile();
     int r;
-    if ((r = mkdir_p(gw.cfg.run_dir)) < 0 || (r = mkdir_p(gw.cfg.data_dir)) < 0) {
+    if ((r = rd_mkdir_p(gw.cfg.run_dir)) < 0 || (r = rd_mkdir_p(gw.cfg.data_dir)) < 0) {
         snprintf(err, sizeof err, "cannot create %s or %s: %s", gw.cfg.run_dir, gw.cfg.data_dir,
                  strerror(-r));
         goto fail;

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +14,7 @@
 
 #include "rd_config.h"
 #include "rd_log.h"
+#include "rd_os.h"
 #include "sh.h"
 
 sh_server sh;
@@ -55,23 +55,6 @@ static int name_valid(const char *s)
             return 0;
     }
     return s[0] != '.';
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 /* Bind the socket; a stale file from a dead shard is replaced, a live one
@@ -119,24 +102,8 @@ int main(int argc, char **argv)
     char err[RD_ERR_LEN] = "";
     static const char *const actions[] = { "help", "version", NULL };
     const char *action = NULL;
-    int optind_ = 0;
 
-    if (rd_cfg_defaults(shard_opts, &sh.cfg, err) < 0)
-        goto fail_cfg;
-    /* The config file is named on the command line or in the environment;
-     * find it first so flags still override what it sets. */
-    for (int i = 1; i < argc; i++) {
-        if (strncmp(argv[i], "--config=", 9) == 0)
-            rd_cfg_set(shard_opts, &sh.cfg, "config", argv[i] + 9, err);
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            rd_cfg_set(shard_opts, &sh.cfg, "config", argv[i + 1], err);
-    }
-    if (!sh.cfg.config && getenv("ROOMD_CONFIG"))
-        rd_cfg_set(shard_opts, &sh.cfg, "config", getenv("ROOMD_CONFIG"), err);
-    if (sh.cfg.config && rd_cfg_file(shard_opts, &sh.cfg, sh.cfg.config, err) < 0)
-        goto fail_cfg;
-    if (rd_cfg_env(shard_opts, &sh.cfg, err) < 0 ||
-        rd_cfg_argv(shard_opts, &sh.cfg, argc, argv, actions, &action, &optind_, err) < 0)
+    if (rd_cfg_load(shard_opts, &sh.cfg, argc, argv, actions, &action, err) < 0)
         goto fail_cfg;
     if (action && strcmp(action, "help") == 0) {
         usage(stdout);
@@ -145,10 +112,6 @@ int main(int argc, char **argv)
     if (action && strcmp(action, "version") == 0) {
         printf("roomd-shard 0.1.0 (protocol %d, module API %d)\n", PR_VERSION, ROOMD_MODULE_API_VERSION);
         return 0;
-    }
-    if (optind_ < argc) {
-        snprintf(err, sizeof err, "unexpected argument '%s'", argv[optind_]);
-        goto fail_cfg;
     }
     if (!sh.cfg.name || !name_valid(sh.cfg.name)) {
         snprintf(err, sizeof err, "--name is required: 1-64 of [A-Za-z0-9._-], not starting with '.'");
@@ -163,13 +126,9 @@ int main(int argc, char **argv)
     rd_log_init(sh.cfg.name, lvl);
 
     signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    rd_raise_nofile();
     int r;
-    if ((r = mkdir_p(sh.cfg.run_dir)) < 0 || (r = mkdir_p(sh.cfg.data_dir)) < 0) {
+    if ((r = rd_mkdir_p(sh.cfg.run_dir)) < 0 || (r = rd_mkdir_p(sh.cfg.data_dir)) < 0) {
         snprintf(err, sizeof err, "cannot create %s or %s: %s", sh.cfg.run_dir, sh.cfg.data_dir,
                  strerror(-r));
         goto fail;
