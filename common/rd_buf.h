@@ -36,7 +36,7 @@ void rd_buf_append_u8(rd_buf *b, uint8_t v);
 /* Mark n more bytes after len as written (after rd_buf_reserve). */
 static inline void rd_buf_commit(rd_buf *b, size_t n) { b->len += n; }
 static inline size_t rd_buf_avail(const rd_buf *b) { return b->len - b->off; }
-static inline uint8_t *rd_buf_data(const rd_buf *b) { return b->p + b->off; }
+static inline uint8_t *rd_buf_data(const rd_buf *b) { return b->p ? b->p + b->off : NULL; }
 /* Consume n unread bytes; resets offsets to 0 when the buffer empties. */
 void rd_buf_consume(rd_buf *b, size_t n);
 void rd_buf_compact(rd_buf *b);

@@ -266,6 +266,8 @@ static void conn_kill(gw_conn *c)
 
 void gw_conn_reap(void)
 {
+    /* A dead connection may still sit on the flush list; drain it first. */
+    gw_conn_flush_all();
     while (gw.reap_list) {
         gw_conn *c = gw.reap_list;
         gw.reap_list = c->reap_next;

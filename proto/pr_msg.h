@@ -20,6 +20,9 @@
  *  PING        [11, token]
  *  PONG        [12, token]
  *
+ * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
+ * Every other string field must be a string (possibly empty).
+ *
  * conn and req ids are chosen by the gateway and unique per gateway link.
  * Decoded messages point into the frame they were decoded from and are valid
  * while that frame's bytes are.
@@ -107,8 +110,9 @@ int pr_list_next_str(pr_list *l, pr_str *ret);
 int pr_list_next_kv(pr_list *l, pr_str *ret_k, pr_str *ret_v);
 int pr_list_next_uint(pr_list *l, uint64_t *ret);
 
-/* Encoding. pr_frame_begin reserves the length prefix and returns the frame's
- * start offset in b; the caller appends one msgpack array with pr_mp_put_*;
+/* Encoding. pr_frame_begin reserves the length prefix and returns a token
+ * for pr_frame_end (a position relative to the unread data, so it survives
+ * the buffer compacting itself while growing); the caller appends one msgpack array with pr_mp_put_*;
  * pr_frame_end patches the length. pr_frame_end returns -EMSGSIZE (and
  * removes the frame) when the body exceeds PR_FRAME_MAX. */
 size_t pr_frame_begin(rd_buf *b);
