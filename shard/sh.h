@@ -116,5 +116,6 @@ void sh_module_shutdown(void);
 /* built-in classes */
 extern const roomd_class cls_echo;
 extern const roomd_class cls_chat;
+extern const roomd_class cls_mirror;
 
 #endif

@@ -43,6 +43,7 @@ void sh_module_register_builtins(void)
 {
     register_class(&cls_echo);
     register_class(&cls_chat);
+    register_class(&cls_mirror);
 }
 
 const roomd_class *sh_module_find(const char *name, size_t len)

@@ -59,6 +59,14 @@ struct buf {
 
 static struct buf *g_pool[2];
 
+static void *xrealloc(void *p, size_t n)
+{
+    void *r = realloc(p, n);
+    if (!r)
+        perror("realloc"), exit(1);
+    return r;
+}
+
 static struct buf *buf_get(size_t need)
 {
     int cls = need <= SMALL_CAP ? 0 : need <= BIG_CAP ? 1 : 2;
@@ -67,17 +75,10 @@ static struct buf *buf_get(size_t need)
         g_pool[cls] = b->next_free;
     } else {
         size_t cap = cls == 0 ? SMALL_CAP : cls == 1 ? BIG_CAP : need;
-        b = malloc(sizeof *b + cap);
-        if (!b) {
-            perror("malloc");
-            exit(1);
-        }
-        b->cap = (uint32_t)cap;
-        b->cls = (uint8_t)cls;
+        b = xrealloc(NULL, sizeof *b + cap);
+        b->cap = (uint32_t)cap, b->cls = (uint8_t)cls;
     }
-    b->refs = 0;
-    b->len = 0;
-    b->priv = 0;
+    b->refs = 0, b->len = 0, b->priv = 0;
     return b;
 }
 
@@ -85,32 +86,10 @@ static void buf_unref(struct buf *b)
 {
     if (--b->refs)
         return;
-    if (b->cls == 2) {
+    if (b->cls == 2)
         free(b);
-    } else {
-        b->next_free = g_pool[b->cls];
-        g_pool[b->cls] = b;
-    }
-}
-
-/* Server frame header (unmasked, FIN set). Returns its length (2, 4 or 10). */
-static size_t ws_hdr(uint8_t *p, int opcode, size_t len)
-{
-    p[0] = (uint8_t)(0x80 | opcode);
-    if (len < 126) {
-        p[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        p[1] = 126;
-        p[2] = (uint8_t)(len >> 8);
-        p[3] = (uint8_t)len;
-        return 4;
-    }
-    p[1] = 127;
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    return 10;
+    else
+        b->next_free = g_pool[b->cls], g_pool[b->cls] = b;
 }
 
 static size_t ws_hdr_len(size_t len)
@@ -118,25 +97,31 @@ static size_t ws_hdr_len(size_t len)
     return len < 126 ? 2 : len <= 0xffff ? 4 : 10;
 }
 
+/* Server frame header (unmasked, FIN set). Returns its length (2, 4 or 10). */
+static size_t ws_hdr(uint8_t *p, int opcode, size_t len)
+{
+    p[0] = (uint8_t)(0x80 | opcode);
+    size_t h = ws_hdr_len(len);
+    p[1] = h == 2 ? (uint8_t)len : h == 4 ? 126 : 127;
+    for (size_t i = 2; i < h; i++) /* big-endian 16 or 64-bit length */
+        p[i] = (uint8_t)((uint64_t)len >> (8 * (h - 1 - i)));
+    return h;
+}
+
 /* ---- connections and rooms ---------------------------------------------- */
 enum { ST_HTTP, ST_WS, ST_CLOSING };
 enum { K_NONE, K_ECHO, K_CHAT };
 
-struct room;
-
 struct conn {
     int fd;
     uint8_t state, kind, dead, kill, in_dirty, want_out;
-    uint8_t *in; /* bytes of an incomplete frame / request head */
-    size_t inlen, incap;
-    struct buf **q; /* ring of queued output buffers */
-    uint32_t qcap, qhead, qlen, qoff;
-    size_t qbytes;
-    uint8_t *frag; /* fragmented message being assembled (rare) */
-    size_t fraglen, fragcap;
     int fragop;
+    uint32_t qcap, qhead, qlen, qoff, room_idx;
+    struct buf **q; /* ring of queued output buffers, qbytes in all */
+    uint8_t *in;    /* bytes of an incomplete frame / request head */
+    uint8_t *frag;  /* fragmented message being assembled (rare) */
+    size_t qbytes, inlen, incap, fraglen, fragcap;
     struct room *room;
-    uint32_t room_idx;
     struct conn *next_dead;
 };
 
@@ -149,22 +134,11 @@ struct room {
 };
 
 static int g_ep;
-static volatile sig_atomic_t g_stop;
 static uint8_t g_rbuf[READ_SIZE];
 static struct room *g_rooms[ROOM_BUCKETS];
 static struct conn **g_dirty;
 static size_t g_ndirty, g_dirtycap;
 static struct conn *g_dead;
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *r = realloc(p, n);
-    if (!r) {
-        perror("realloc");
-        exit(1);
-    }
-    return r;
-}
 
 static void mark_dirty(struct conn *c)
 {
@@ -174,8 +148,7 @@ static void mark_dirty(struct conn *c)
         g_dirtycap = g_dirtycap ? g_dirtycap * 2 : 256;
         g_dirty = xrealloc(g_dirty, g_dirtycap * sizeof *g_dirty);
     }
-    g_dirty[g_ndirty++] = c;
-    c->in_dirty = 1;
+    g_dirty[g_ndirty++] = c, c->in_dirty = 1;
 }
 
 static void q_push(struct conn *c, struct buf *b, size_t bytes)
@@ -186,9 +159,7 @@ static void q_push(struct conn *c, struct buf *b, size_t bytes)
         for (uint32_t i = 0; i < c->qlen; i++)
             nq[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
         free(c->q);
-        c->q = nq;
-        c->qcap = ncap;
-        c->qhead = 0;
+        c->q = nq, c->qcap = ncap, c->qhead = 0;
     }
     c->q[(c->qhead + c->qlen++) & (c->qcap - 1)] = b;
     b->refs++;
@@ -205,16 +176,14 @@ static uint8_t *q_reserve(struct conn *c, size_t n)
     if (c->qlen) {
         struct buf *t = c->q[(c->qhead + c->qlen - 1) & (c->qcap - 1)];
         if (t->priv && t->cap - t->len >= n) {
-            uint8_t *p = t->data + t->len;
             t->len += (uint32_t)n;
             c->qbytes += n;
             mark_dirty(c);
-            return p;
+            return t->data + t->len - n;
         }
     }
     struct buf *b = buf_get(n);
-    b->priv = 1;
-    b->len = (uint32_t)n;
+    b->priv = 1, b->len = (uint32_t)n;
     q_push(c, b, n);
     return b->data;
 }
@@ -256,17 +225,14 @@ static void room_join(struct conn *c, const char *name, size_t n)
         r = xrealloc(NULL, sizeof *r + n + 1);
         memset(r, 0, sizeof *r);
         memcpy(r->name, name, n);
-        r->name[n] = 0;
-        r->namelen = n;
-        r->next = g_rooms[h];
-        g_rooms[h] = r;
+        r->name[n] = 0, r->namelen = n;
+        r->next = g_rooms[h], g_rooms[h] = r;
     }
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;
         r->m = xrealloc(r->m, r->cap * sizeof *r->m);
     }
-    c->room = r;
-    c->room_idx = r->n;
+    c->room = r, c->room_idx = r->n;
     r->m[r->n++] = c;
 }
 
@@ -282,8 +248,7 @@ static void room_leave(struct conn *c)
     while (*pp != r)
         pp = &(*pp)->next;
     *pp = r->next;
-    free(r->m);
-    free(r);
+    free(r->m), free(r);
 }
 
 /* Closes the socket now; the struct is freed after this loop iteration, as
@@ -299,8 +264,7 @@ static void conn_kill(struct conn *c)
     for (uint32_t i = 0; i < c->qlen; i++)
         buf_unref(c->q[(c->qhead + i) & (c->qcap - 1)]);
     c->qlen = 0;
-    c->next_dead = g_dead;
-    g_dead = c;
+    c->next_dead = g_dead, g_dead = c;
 }
 
 /* ---- SHA-1 and base64 (handshake only) ---------------------------------- */
@@ -318,48 +282,27 @@ static void sha1_block(uint32_t h[5], const uint8_t *p)
     for (int i = 16; i < 80; i++)
         w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
     for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5a827999;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ed9eba1;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8f1bbcdc;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xca62c1d6;
-        }
+        uint32_t f = i < 20 ? (b & c) | (~b & d) : i < 40 ? b ^ c ^ d
+                   : i < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
+        uint32_t k = i < 20 ? 0x5a827999 : i < 40 ? 0x6ed9eba1 : i < 60 ? 0x8f1bbcdc : 0xca62c1d6;
         uint32_t t = rol(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = t;
+        e = d, d = c, c = rol(b, 30), b = a, a = t;
     }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
 }
 
 static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
 {
     uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
-    uint8_t blk[128];
+    uint8_t blk[128] = {0};
     size_t full = len & ~(size_t)63, rest = len - full;
     for (size_t i = 0; i < full; i += 64)
         sha1_block(h, msg + i);
-    memset(blk, 0, sizeof blk);
     memcpy(blk, msg + full, rest);
     blk[rest] = 0x80;
     size_t tot = rest + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        blk[tot - 1 - i] = (uint8_t)(bits >> (8 * i));
+    for (int i = 0; i < 8; i++) /* message length in bits, big-endian */
+        blk[tot - 1 - i] = (uint8_t)((uint64_t)len * 8 >> (8 * i));
     for (size_t i = 0; i < tot; i += 64)
         sha1_block(h, blk + i);
     for (int i = 0; i < 20; i++)
@@ -369,20 +312,13 @@ static void sha1(const uint8_t *msg, size_t len, uint8_t out[20])
 static void b64(const uint8_t *in, size_t n, char *out)
 {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *out++ = t[v >> 18];
-        *out++ = t[(v >> 12) & 63];
-        *out++ = t[(v >> 6) & 63];
-        *out++ = t[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
         *out++ = t[v >> 18];
         *out++ = t[(v >> 12) & 63];
         *out++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        *out++ = '=';
+        *out++ = i + 2 < n ? t[v & 63] : '=';
     }
     *out = 0;
 }
@@ -406,17 +342,11 @@ static size_t http_consume(struct conn *c, uint8_t *p, size_t n)
             http_fail(c, "431 Request Header Fields Too Large");
         return n > MAX_HEAD ? n : 0;
     }
-    size_t used = (size_t)(end - p) + 4;
+    size_t used = (size_t)(end - p) + 4, keylen = 0;
     *end = 0;
-    char *s = (char *)p, *key = NULL;
-    size_t keylen = 0;
-    if (strncmp(s, "GET /", 5) != 0) {
-        http_fail(c, "405 Method Not Allowed");
-        return used;
-    }
-    char *path = s + 4, *pe = strpbrk(path, " ?\r");
-    char *line = strstr(path, "\r\n");
-    if (!pe || !line) {
+    char *path = (char *)p + 4, *key = NULL;
+    char *pe = strpbrk(path, " ?\r"), *line = strstr(path, "\r\n");
+    if (strncmp((char *)p, "GET /", 5) != 0 || !pe || !line) {
         http_fail(c, "400 Bad Request");
         return used;
     }
@@ -426,28 +356,20 @@ static size_t http_consume(struct conn *c, uint8_t *p, size_t n)
         char *next = strstr(line, "\r\n");
         if (strncasecmp(line, "sec-websocket-key:", 18) == 0) {
             key = line + 18;
-            while (*key == ' ' || *key == '\t')
-                key++;
-            char *ke = next ? next : key + strlen(key);
-            while (ke > key && (ke[-1] == ' ' || ke[-1] == '\t'))
-                ke--;
-            keylen = (size_t)(ke - key);
+            key += strspn(key, " \t");
+            keylen = strcspn(key, " \t\r");
         }
         line = next;
     }
-    if (!key || keylen == 0 || keylen > 64) {
-        http_fail(c, "400 Bad Request");
+    int echo = plen >= 6 && memcmp(path, "/echo/", 6) == 0;
+    int chat = plen > 6 && plen <= 6 + 256 && memcmp(path, "/chat/", 6) == 0;
+    if (!key || keylen == 0 || keylen > 64 || !(echo || chat)) {
+        http_fail(c, !key || keylen == 0 || keylen > 64 ? "400 Bad Request" : "404 Not Found");
         return used;
     }
-    if (plen >= 6 && memcmp(path, "/echo/", 6) == 0) {
-        c->kind = K_ECHO;
-    } else if (plen > 6 && plen <= 6 + 256 && memcmp(path, "/chat/", 6) == 0) {
-        c->kind = K_CHAT;
+    c->kind = echo ? K_ECHO : K_CHAT;
+    if (chat)
         room_join(c, path + 6, plen - 6);
-    } else {
-        http_fail(c, "404 Not Found");
-        return used;
-    }
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     uint8_t kg[64 + sizeof guid], dig[20];
     char acc[32], r[256];
@@ -492,8 +414,7 @@ static void deliver(struct conn *c, int op, const uint8_t *d, size_t n)
     struct buf *b = buf_get(h + n);
     ws_hdr(b->data, op, n);
     memcpy(b->data + h, d, n);
-    b->len = (uint32_t)(h + n);
-    b->refs = 1; /* held during the loop */
+    b->len = (uint32_t)(h + n), b->refs = 1; /* ref held during the loop */
     for (uint32_t i = 0; i < r->n; i++) {
         struct conn *m = r->m[i];
         if (m != c && m->state == ST_WS)
@@ -505,11 +426,9 @@ static void deliver(struct conn *c, int op, const uint8_t *d, size_t n)
 static void on_frame(struct conn *c, int fin, int op, uint8_t *d, size_t n)
 {
     switch (op) {
-    case 8: { /* close: echo the status code */
-        unsigned code = n >= 2 ? (unsigned)d[0] << 8 | d[1] : 0;
-        send_close(c, code);
+    case 8: /* close: echo the status code */
+        send_close(c, n >= 2 ? (unsigned)d[0] << 8 | d[1] : 0);
         return;
-    }
     case 9:
         if (!fin || n > 125)
             break;
@@ -525,8 +444,7 @@ static void on_frame(struct conn *c, int fin, int op, uint8_t *d, size_t n)
             deliver(c, op, d, n);
             return;
         }
-        c->fragop = op;
-        c->fraglen = 0;
+        c->fragop = op, c->fraglen = 0;
         /* fall through */
     case 0:
         if (!c->fragop)
@@ -535,10 +453,8 @@ static void on_frame(struct conn *c, int fin, int op, uint8_t *d, size_t n)
             send_close(c, 1009);
             return;
         }
-        if (c->fraglen + n > c->fragcap) {
-            c->fragcap = c->fraglen + n + 4096;
-            c->frag = xrealloc(c->frag, c->fragcap);
-        }
+        if (c->fraglen + n > c->fragcap)
+            c->frag = xrealloc(c->frag, c->fragcap = c->fraglen + n + 4096);
         memcpy(c->frag + c->fraglen, d, n);
         c->fraglen += n;
         if (fin) {
@@ -561,18 +477,13 @@ static size_t ws_consume(struct conn *c, uint8_t *p, size_t n)
         uint8_t b0 = p[pos], b1 = p[pos + 1];
         size_t hl = 2;
         uint64_t len = b1 & 0x7f;
-        if (len == 126) {
-            hl = 4;
-            if (n - pos < hl)
-                break;
-            len = (uint64_t)p[pos + 2] << 8 | p[pos + 3];
-        } else if (len == 127) {
-            hl = 10;
+        if (len >= 126) { /* 16 or 64-bit big-endian extended length */
+            hl = len == 126 ? 4 : 10;
             if (n - pos < hl)
                 break;
             len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | p[pos + 2 + i];
+            for (size_t i = 2; i < hl; i++)
+                len = len << 8 | p[pos + i];
         }
         if (!(b1 & 0x80) || (b0 & 0x70)) {
             send_close(c, 1002);
@@ -610,10 +521,8 @@ static void on_readable(struct conn *c)
     uint8_t *base;
     ssize_t r;
     if (c->inlen) { /* continue an incomplete frame in the connection's buffer */
-        if (c->incap < c->inlen + READ_SIZE) {
-            c->incap = c->inlen + READ_SIZE;
-            c->in = xrealloc(c->in, c->incap);
-        }
+        if (c->incap < c->inlen + READ_SIZE)
+            c->in = xrealloc(c->in, c->incap = c->inlen + READ_SIZE);
         base = c->in;
         r = read(c->fd, c->in + c->inlen, READ_SIZE);
     } else {
@@ -626,21 +535,18 @@ static void on_readable(struct conn *c)
         conn_kill(c);
         return;
     }
-    size_t have = c->inlen + (size_t)r;
-    size_t used = consume(c, base, have);
-    size_t rest = have - used;
+    size_t have = c->inlen + (size_t)r, used = consume(c, base, have), rest = have - used;
+    if (c->dead)
+        return;
     if (rest && base == c->in) {
         memmove(c->in, c->in + used, rest);
     } else if (rest) {
-        if (c->incap < rest + READ_SIZE) {
-            c->incap = rest + READ_SIZE;
-            c->in = xrealloc(c->in, c->incap);
-        }
+        if (c->incap < rest + READ_SIZE)
+            c->in = xrealloc(c->in, c->incap = rest + READ_SIZE);
         memcpy(c->in, base + used, rest);
     } else if (c->incap > 1024 * 1024) { /* drop a buffer grown for a big frame */
         free(c->in);
-        c->in = NULL;
-        c->incap = 0;
+        c->in = NULL, c->incap = 0;
     }
     c->inlen = rest;
 }
@@ -655,8 +561,7 @@ static void flush(struct conn *c)
         for (uint32_t i = 0; i < c->qlen && n < IOV_N; i++, n++) {
             struct buf *b = c->q[(c->qhead + i) & (c->qcap - 1)];
             uint32_t off = i ? 0 : c->qoff;
-            iov[n].iov_base = b->data + off;
-            iov[n].iov_len = b->len - off;
+            iov[n] = (struct iovec){.iov_base = b->data + off, .iov_len = b->len - off};
             want += b->len - off;
         }
         ssize_t w = writev(c->fd, iov, n);
@@ -677,9 +582,7 @@ static void flush(struct conn *c)
                 break;
             }
             left -= rem;
-            c->qoff = 0;
-            c->qhead = (c->qhead + 1) & (c->qcap - 1);
-            c->qlen--;
+            c->qoff = 0, c->qhead = (c->qhead + 1) & (c->qcap - 1), c->qlen--;
             buf_unref(b);
         }
         if ((size_t)w < want)
@@ -711,23 +614,10 @@ static void on_accept(int lfd)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            return;
-        }
-        c->fd = fd;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(g_ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            close(fd);
-            free(c);
-        }
+        if (!c || (c->fd = fd, epoll_ctl(g_ep, EPOLL_CTL_ADD, fd, &ev)) < 0)
+            close(fd), free(c);
     }
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
 }
 
 static void usage(FILE *f)
@@ -745,31 +635,19 @@ int main(int argc, char **argv)
 {
     long port = 8090;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            char *e;
-            port = strtol(argv[++i], &e, 10);
-            if (*e || port < 1 || port > 65535) {
-                fprintf(stderr, "roomd-limit-server: bad port '%s'\n", argv[i]);
-                return 2;
-            }
-        } else {
-            usage(stderr);
-            return 2;
-        }
+        char *e = NULL;
+        if (strcmp(argv[i], "--help") == 0)
+            return usage(stdout), 0;
+        if (strcmp(argv[i], "--port") != 0 || i + 1 == argc ||
+            (port = strtol(argv[++i], &e, 10), *e || port < 1 || port > 65535))
+            return usage(stderr), 2;
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
+    signal(SIGPIPE, SIG_IGN); /* SIGTERM/SIGINT: default action, no cleanup needed */
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -785,7 +663,7 @@ int main(int argc, char **argv)
         return 1;
     }
     static struct epoll_event evs[MAX_EVENTS];
-    while (!g_stop) {
+    for (;;) {
         int n = epoll_wait(g_ep, evs, MAX_EVENTS, -1);
         if (n < 0) {
             if (errno == EINTR)
@@ -821,11 +699,7 @@ int main(int argc, char **argv)
         while (g_dead) {
             struct conn *c = g_dead;
             g_dead = c->next_dead;
-            free(c->q);
-            free(c->in);
-            free(c->frag);
-            free(c);
+            free(c->q), free(c->in), free(c->frag), free(c);
         }
     }
-    return 0;
 }
