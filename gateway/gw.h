@@ -29,6 +29,7 @@ typedef struct gw_out {
     struct gw_out *next;
     gw_blob *blob;
     uint32_t off;
+    bool droppable;           /* a data message the slow-consumer policy may drop */
 } gw_out;
 
 gw_blob *gw_blob_new(size_t len);
@@ -53,6 +54,12 @@ enum gw_conn_state {
 };
 
 typedef struct gw_shard gw_shard;
+
+/* Per client address, for --max-per-ip. */
+typedef struct gw_ip {
+    char addr[48];
+    uint32_t conns;
+} gw_ip;
 
 typedef struct gw_conn {
     uint64_t id;
@@ -79,6 +86,13 @@ typedef struct gw_conn {
     char *key;                /* object key "class/name" (upgrade, object HTTP) */
     bool keep_alive;          /* for the HTTP request being answered */
     bool head_request;
+    bool ping_sent;           /* idle probe outstanding */
+    bool over_ip_limit;       /* answer the first request with 429 */
+    bool link_paused;         /* reading stopped: the shard link is full */
+    uint32_t tokens;          /* message-rate bucket, in thousandths of a message */
+    uint64_t tokens_ms;
+    gw_ip *ip;
+    struct gw_conn *pause_next; /* on the shard's paused list */
     uint64_t deadline_ms;     /* for the timeout list it is on */
     struct gw_conn *tq_next, *tq_prev;
     int tq;                   /* which timeout list, -1 none */
@@ -103,6 +117,8 @@ struct gw_shard {
     rd_buf in;
     rd_buf out;
     gw_shard *flush_next;
+    bool full;                /* out above the high watermark: feeding clients paused */
+    struct gw_conn *paused;   /* clients waiting for this link to drain */
     char **classes;
     size_t nclasses;
     /* spawn mode */
@@ -135,9 +151,42 @@ typedef struct gw_config {
     uint64_t close_timeout;
     int64_t max_connections;
     uint64_t max_key;
+    int64_t max_per_ip;
+    uint64_t idle_timeout;
+    int64_t msg_rate;
+    int64_t msg_burst;
+    uint64_t max_write_turn;
+    uint64_t max_outbound;
+    char *slow_policy;
+    uint64_t link_high;
+    char *allowed_origins;
+    uint64_t drain_timeout;
 } gw_config;
 
-enum { GW_TQ_HANDSHAKE = 0, GW_TQ_CLOSE = 1, GW_TQ_COUNT = 2 };
+/* Counters for /metrics. */
+typedef struct gw_stats {
+    uint64_t accepted;
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed;
+    uint64_t http_requests;
+    uint64_t refused_per_ip;
+    uint64_t refused_origin;
+    uint64_t msgs_in, bytes_in;
+    uint64_t msgs_out, bytes_out;
+    uint64_t broadcasts, deliveries;
+    uint64_t closed_rate;
+    uint64_t closed_slow;
+    uint64_t closed_idle;
+    uint64_t closed_protocol;
+    uint64_t dropped_slow;          /* messages dropped by the drop-oldest policy */
+    uint64_t dropped_slow_bytes;
+    uint64_t link_pauses;           /* clients paused because their shard link was full */
+    uint64_t accept_pauses;
+    uint64_t pings_sent;
+} gw_stats;
+
+
+enum { GW_TQ_HANDSHAKE = 0, GW_TQ_CLOSE = 1, GW_TQ_IDLE = 2, GW_TQ_COUNT = 3 };
 
 typedef struct gw_server {
     gw_config cfg;
@@ -157,6 +206,10 @@ typedef struct gw_server {
     size_t nconns;
     gw_conn *flush_list;
     gw_shard *shard_flush_list;
+    gw_stats stats;
+    rd_map ips;               /* address -> gw_ip */
+    char **origins;           /* --allowed-origins, split; NULL: any */
+    size_t norigins;
     gw_conn *reap_list;
     gw_conn *tq_head[GW_TQ_COUNT], *tq_tail[GW_TQ_COUNT];
     uint8_t *scratch;         /* read buffer shared by all connections */
@@ -184,6 +237,10 @@ void gw_conn_on_http_res(gw_conn *c, const pr_msg *m);
 void gw_conn_shard_lost(gw_shard *s);
 void gw_conn_close_all(uint16_t code, const char *reason);
 void gw_conn_kill_all(void);
+void gw_metrics_render(rd_buf *b);
+/* The shard link drained below its low watermark: resume paused clients. */
+void gw_conn_link_drained(gw_shard *s);
+bool gw_conn_flush_pending(void);
 
 /* gw_link.c */
 int gw_link_init(void);

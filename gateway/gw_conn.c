@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -57,6 +58,18 @@ static void want_flush(gw_conn *c)
     gw.flush_list = c;
 }
 
+static void ws_fail(gw_conn *c, uint16_t code, const char *reason);
+static void link_unpause(gw_conn *c);
+
+static void out_free(gw_out *o)
+{
+    gw_blob_unref(o->blob);
+    o->next = out_free_list;
+    out_free_list = o;
+}
+
+/* Control bytes (handshake responses, close and pong frames): never dropped,
+ * not subject to the outbound budget. */
 static void enqueue(gw_conn *c, gw_blob *b)
 {
     gw_out *o = out_free_list;
@@ -67,6 +80,7 @@ static void enqueue(gw_conn *c, gw_blob *b)
     o->next = NULL;
     o->blob = b;
     o->off = 0;
+    o->droppable = false;
     b->refs++;
     if (c->out_tail)
         c->out_tail->next = o;
@@ -75,6 +89,53 @@ static void enqueue(gw_conn *c, gw_blob *b)
     c->out_tail = o;
     c->out_bytes += b->len;
     want_flush(c);
+}
+
+/* A client that stopped reading. Policy close: discard what it has not
+ * started to receive and close with 1008. Policy drop-oldest: discard whole
+ * queued messages, oldest first, until it fits, and count them. */
+static void slow_consumer(gw_conn *c)
+{
+    gw_out *keep = c->out_head && c->out_head->off ? c->out_head : NULL;
+    gw_out **pp = keep ? &keep->next : &c->out_head;
+    if (strcmp(gw.cfg.slow_policy, "drop-oldest") == 0) {
+        while (*pp && c->out_bytes > gw.cfg.max_outbound) {
+            gw_out *o = *pp;
+            if (!o->droppable) {
+                pp = &o->next;
+                continue;
+            }
+            *pp = o->next;
+            c->out_bytes -= o->blob->len;
+            gw.stats.dropped_slow++;
+            gw.stats.dropped_slow_bytes += o->blob->len;
+            out_free(o);
+        }
+    } else {
+        while (*pp) {
+            gw_out *o = *pp;
+            *pp = o->next;
+            c->out_bytes -= o->blob->len - o->off;
+            out_free(o);
+        }
+    }
+    c->out_tail = NULL;
+    for (gw_out *o = c->out_head; o; o = o->next)
+        c->out_tail = o;
+    if (strcmp(gw.cfg.slow_policy, "drop-oldest") != 0 && c->state == GW_C_WS) {
+        gw.stats.closed_slow++;
+        rd_info("msg=\"slow consumer closed\" conn=%llu remote=%s", (unsigned long long)c->id, c->remote);
+        ws_fail(c, WS_CLOSE_POLICY, "slow consumer");
+    }
+}
+
+/* A data message for the client, subject to --max-outbound. */
+static void enqueue_data(gw_conn *c, gw_blob *b)
+{
+    enqueue(c, b);
+    c->out_tail->droppable = true;
+    if (c->out_bytes > gw.cfg.max_outbound)
+        slow_consumer(c);
 }
 
 static void enqueue_bytes(gw_conn *c, const void *p, size_t n)
@@ -90,9 +151,7 @@ static void out_drop_all(gw_conn *c)
     while (c->out_head) {
         gw_out *o = c->out_head;
         c->out_head = o->next;
-        gw_blob_unref(o->blob);
-        o->next = out_free_list;
-        out_free_list = o;
+        out_free(o);
     }
     c->out_tail = NULL;
     c->out_bytes = 0;
@@ -113,9 +172,7 @@ static void out_consume(gw_conn *c, size_t n)
         c->out_head = o->next;
         if (!c->out_head)
             c->out_tail = NULL;
-        gw_blob_unref(o->blob);
-        o->next = out_free_list;
-        out_free_list = o;
+        out_free(o);
     }
 }
 
@@ -193,9 +250,12 @@ static ssize_t io_write(gw_conn *c)
     if (!c->ssl) {
         struct iovec iov[GW_MAX_IOV];
         int n = 0;
-        for (gw_out *o = c->out_head; o && n < GW_MAX_IOV; o = o->next, n++) {
+        size_t total = 0;
+        for (gw_out *o = c->out_head; o && n < GW_MAX_IOV && total < gw.cfg.max_write_turn;
+             o = o->next, n++) {
             iov[n].iov_base = o->blob->data + o->off;
             iov[n].iov_len = o->blob->len - o->off;
+            total += iov[n].iov_len;
         }
         for (;;) {
             ssize_t w = writev(c->fd, iov, n);
@@ -255,6 +315,7 @@ static void conn_kill(gw_conn *c)
     if (c->state == GW_C_DEAD)
         return;
     shard_forget(c, WS_CLOSE_ABNORMAL, "connection lost");
+    link_unpause(c);
     c->state = GW_C_DEAD;
     tq_remove(c);
     event_del(&c->ev_read);
@@ -266,8 +327,15 @@ static void conn_kill(gw_conn *c)
 
 void gw_conn_reap(void)
 {
-    /* A dead connection may still sit on the flush list; drain it first. */
-    gw_conn_flush_all();
+    /* A dead connection may still sit on the flush list; take it off. */
+    for (gw_conn **pp = &gw.flush_list; *pp;) {
+        if ((*pp)->state == GW_C_DEAD) {
+            (*pp)->flush_pending = false;
+            *pp = (*pp)->flush_next;
+        } else {
+            pp = &(*pp)->flush_next;
+        }
+    }
     while (gw.reap_list) {
         gw_conn *c = gw.reap_list;
         gw.reap_list = c->reap_next;
@@ -276,6 +344,10 @@ void gw_conn_reap(void)
             SSL_free(c->ssl);
         close(c->fd);
         rd_buf_free(&c->in);
+        if (c->ip && --c->ip->conns == 0) {
+            rd_smap_del(&gw.ips, c->ip->addr, strlen(c->ip->addr));
+            free(c->ip);
+        }
         if (c->ws) {
             ws_reader_free(c->ws);
             free(c->ws);
@@ -393,6 +465,83 @@ static void ws_fail(gw_conn *c, uint16_t code, const char *reason)
 
 /* --- requests ------------------------------------------------------------ */
 
+static void metric(rd_buf *b, const char *name, const char *type, const char *help,
+                   const char *labels, uint64_t v)
+{
+    char line[512];
+    int n;
+    if (type) {
+        n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        rd_buf_append(b, line, (size_t)n);
+    }
+    n = snprintf(line, sizeof line, "%s%s %llu\n", name, labels ? labels : "", (unsigned long long)v);
+    rd_buf_append(b, line, (size_t)n);
+}
+
+/* Prometheus text format. */
+void gw_metrics_render(rd_buf *b)
+{
+    const gw_stats *st = &gw.stats;
+    size_t out_bytes = 0, ws = 0;
+    gw_conn *c;
+    size_t it = 0;
+    while ((c = rd_map_next(&gw.conns, &it))) {
+        out_bytes += c->out_bytes;
+        ws += c->state == GW_C_WS;
+    }
+    metric(b, "roomd_connections", "gauge", "Client connections open now.", NULL, gw.nconns);
+    metric(b, "roomd_websockets", "gauge", "WebSocket connections open now.", NULL, ws);
+    metric(b, "roomd_outbound_queued_bytes", "gauge", "Bytes queued for clients.", NULL, out_bytes);
+    metric(b, "roomd_accepted_total", "counter", "TCP connections accepted.", NULL, st->accepted);
+    metric(b, "roomd_http_requests_total", "counter", "HTTP requests parsed.", NULL, st->http_requests);
+    metric(b, "roomd_handshakes_total", "counter", "WebSocket handshakes by result.", "{result=\"ok\"}",
+           st->handshakes_ok);
+    metric(b, "roomd_handshakes_total", NULL, NULL, "{result=\"failed\"}", st->handshakes_failed);
+    metric(b, "roomd_refused_total", "counter", "Requests refused by a limit.", "{reason=\"per_ip\"}",
+           st->refused_per_ip);
+    metric(b, "roomd_refused_total", NULL, NULL, "{reason=\"origin\"}", st->refused_origin);
+    metric(b, "roomd_messages_total", "counter", "WebSocket messages.", "{direction=\"in\"}", st->msgs_in);
+    metric(b, "roomd_messages_total", NULL, NULL, "{direction=\"out\"}", st->msgs_out);
+    metric(b, "roomd_message_bytes_total", "counter", "WebSocket payload bytes.", "{direction=\"in\"}",
+           st->bytes_in);
+    metric(b, "roomd_message_bytes_total", NULL, NULL, "{direction=\"out\"}", st->bytes_out);
+    metric(b, "roomd_broadcasts_total", "counter", "Broadcasts received from shards.", NULL, st->broadcasts);
+    metric(b, "roomd_deliveries_total", "counter", "Broadcast messages queued to clients.", NULL,
+           st->deliveries);
+    metric(b, "roomd_closed_total", "counter", "WebSockets closed by the gateway, by reason.",
+           "{reason=\"rate\"}", st->closed_rate);
+    metric(b, "roomd_closed_total", NULL, NULL, "{reason=\"slow_consumer\"}", st->closed_slow);
+    metric(b, "roomd_closed_total", NULL, NULL, "{reason=\"idle\"}", st->closed_idle);
+    metric(b, "roomd_closed_total", NULL, NULL, "{reason=\"protocol\"}", st->closed_protocol);
+    metric(b, "roomd_dropped_messages_total", "counter", "Messages dropped by --slow-policy drop-oldest.",
+           NULL, st->dropped_slow);
+    metric(b, "roomd_dropped_bytes_total", "counter", "Bytes dropped by --slow-policy drop-oldest.", NULL,
+           st->dropped_slow_bytes);
+    metric(b, "roomd_link_pauses_total", "counter", "Clients paused because their shard link was full.",
+           NULL, st->link_pauses);
+    metric(b, "roomd_accept_pauses_total", "counter", "Times accepting paused (limit or descriptors).",
+           NULL, st->accept_pauses);
+    metric(b, "roomd_pings_sent_total", "counter", "Idle probes sent.", NULL, st->pings_sent);
+    for (size_t i = 0; i < gw.nshards; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        metric(b, "roomd_shard_up", i ? NULL : "gauge", "Gateway-to-shard link state (1 up).", labels,
+               gw.shards[i].up);
+    }
+    for (size_t i = 0; i < gw.nshards; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        metric(b, "roomd_shard_link_queued_bytes", i ? NULL : "gauge", "Bytes queued to a shard.", labels,
+               rd_buf_avail(&gw.shards[i].out));
+    }
+    for (size_t i = 0; i < gw.nshards; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        metric(b, "roomd_shard_restarts_total", i ? NULL : "counter", "Shard processes restarted.", labels,
+               gw.shards[i].restarts);
+    }
+}
+
 static void gateway_route(gw_conn *c, const gw_http_request *req, const char *path, size_t plen)
 {
     bool get = (req->method_len == 3 && !memcmp(req->method, "GET", 3)) ||
@@ -415,6 +564,14 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
         http_respond(c, ok ? 200 : 503, "application/json", NULL, body, n, c->keep_alive);
         return;
     }
+    if (plen == 8 && !memcmp(path, "/metrics", 8) && get) {
+        rd_buf b = RD_BUF_INIT;
+        gw_metrics_render(&b);
+        http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, rd_buf_data(&b),
+                     rd_buf_avail(&b), c->keep_alive);
+        rd_buf_free(&b);
+        return;
+    }
     if (plen == 1 && path[0] == '/' && get) {
         char body[1024];
         size_t n = (size_t)snprintf(body, sizeof body,
@@ -425,6 +582,34 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
         return;
     }
     http_error(c, 404, "not found", NULL);
+}
+
+/* Browsers send Origin; --allowed-origins lists who may connect: exact
+ * origins, or a host starting with "*." for any subdomain. A request
+ * without Origin is not from a browser page and is let through. */
+static bool origin_allowed(const gw_http_request *req)
+{
+    if (!gw.origins)
+        return true;
+    const gw_http_header *h = gw_http_header_find(req, "origin");
+    if (!h)
+        return true;
+    for (size_t i = 0; i < gw.norigins; i++) {
+        const char *o = gw.origins[i];
+        size_t ol = strlen(o);
+        const char *star = strstr(o, "://*.");
+        if (!star) {
+            if (ol == h->value_len && strncasecmp(o, h->value, ol) == 0)
+                return true;
+            continue;
+        }
+        /* Wildcard: same scheme, and the host ends with ".domain". */
+        size_t scheme = (size_t)(star - o) + 3, suffix = ol - scheme - 1;
+        if (h->value_len > scheme + suffix && strncasecmp(o, h->value, scheme) == 0 &&
+            strncasecmp(o + scheme + 1, h->value + h->value_len - suffix, suffix) == 0)
+            return true;
+    }
+    return false;
 }
 
 static const char *const object_methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
@@ -471,10 +656,16 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     char accept[WS_ACCEPT_LEN + 1];
     const char *protos = NULL;
     size_t protos_len = 0;
+    if (upgrade && !origin_allowed(req)) {
+        gw.stats.refused_origin++;
+        http_error(c, 403, "origin not allowed", NULL);
+        return;
+    }
     if (upgrade) {
         int status;
         char err[RD_ERR_LEN];
         if (ws_handshake_check(req, accept, &protos, &protos_len, &status, err) < 0) {
+            gw.stats.handshakes_failed++;
             http_error(c, status, err, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
             return;
         }
@@ -558,6 +749,12 @@ static size_t handle_http(gw_conn *c, uint8_t *p, size_t n)
         http_error(c, status, err, NULL);
         return n;
     }
+    if (c->over_ip_limit) {
+        gw.stats.refused_per_ip++;
+        http_error(c, 429, "too many connections from your address", "Retry-After: 5\r\n");
+        return n;
+    }
+    gw.stats.http_requests++;
     size_t head = (size_t)r;
     size_t blen = 0;
     if (req.chunked) {
@@ -589,6 +786,55 @@ static size_t handle_http(gw_conn *c, uint8_t *p, size_t n)
 
 /* --- WebSocket input ----------------------------------------------------- */
 
+/* Token bucket in thousandths of a message: --msg-rate per second sustained,
+ * --msg-burst at once. False (and the connection closing) when empty. */
+static bool rate_take(gw_conn *c)
+{
+    if (gw.cfg.msg_rate <= 0)
+        return true;
+    uint64_t now = rd_mono_ms();
+    uint64_t cap = (uint64_t)gw.cfg.msg_burst * 1000;
+    uint64_t t = c->tokens_ms ? c->tokens + (now - c->tokens_ms) * (uint64_t)gw.cfg.msg_rate : cap;
+    c->tokens_ms = now;
+    if (t > cap)
+        t = cap;
+    if (t < 1000) {
+        c->tokens = (uint32_t)t;
+        gw.stats.closed_rate++;
+        rd_info("msg=\"message rate exceeded\" conn=%llu remote=%s", (unsigned long long)c->id, c->remote);
+        ws_fail(c, WS_CLOSE_POLICY, "message rate exceeded");
+        return false;
+    }
+    c->tokens = (uint32_t)(t - 1000);
+    return true;
+}
+
+static void link_pause(gw_conn *c, gw_shard *s)
+{
+    if (c->link_paused)
+        return;
+    c->link_paused = true;
+    c->read_paused = true;
+    event_del(&c->ev_read);
+    c->pause_next = s->paused;
+    s->paused = c;
+    gw.stats.link_pauses++;
+}
+
+static void link_unpause(gw_conn *c)
+{
+    if (!c->link_paused)
+        return;
+    gw_shard *s = c->shard;
+    for (gw_conn **pp = s ? &s->paused : NULL; pp && *pp; pp = &(*pp)->pause_next)
+        if (*pp == c) {
+            *pp = c->pause_next;
+            break;
+        }
+    c->link_paused = false;
+    c->pause_next = NULL;
+}
+
 static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
 {
     size_t off = 0;
@@ -607,11 +853,24 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
                 ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
                 return n;
             }
+            if (!rate_take(c))
+                return n;
+            gw.stats.msgs_in++;
+            gw.stats.bytes_in += ev.len;
             pr_enc_frame(&s->out, PR_FRAME, c->id, (unsigned)ev.opcode, ev.data, ev.len);
             gw_link_want_flush(s);
+            if (rd_buf_avail(&s->out) > gw.cfg.link_high || s->full) {
+                /* The shard is behind: stop reading this client until its
+                 * link drains; unread bytes wait here and in the kernel. */
+                s->full = true;
+                link_pause(c, s);
+                return off;
+            }
             break;
         }
         case WS_EV_PING: {
+            if (!rate_take(c))
+                return n;
             gw_blob *b = ws_frame_blob(WS_OP_PONG, ev.data, ev.len);
             enqueue(c, b);
             gw_blob_unref(b);
@@ -628,6 +887,7 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
             return n;
         }
         case WS_EV_ERROR:
+            gw.stats.closed_protocol++;
             rd_debug("msg=\"websocket protocol error\" conn=%llu code=%u reason=\"%s\"",
                      (unsigned long long)c->id, ev.close_code, ev.reason);
             ws_fail(c, ev.close_code, ev.reason);
@@ -666,6 +926,10 @@ static size_t consume(gw_conn *c, uint8_t *p, size_t n)
 
 static void conn_process(gw_conn *c, uint8_t *p, size_t n)
 {
+    if (c->state == GW_C_WS && gw.cfg.idle_timeout) {
+        c->ping_sent = false;
+        tq_add(c, GW_TQ_IDLE, gw.cfg.idle_timeout / 2);
+    }
     if (rd_buf_avail(&c->in)) {
         rd_buf_append(&c->in, p, n);
         size_t used = consume(c, rd_buf_data(&c->in), rd_buf_avail(&c->in));
@@ -761,7 +1025,13 @@ static void conn_flush(gw_conn *c)
 {
     if (c->state == GW_C_DEAD || c->state == GW_C_TLS_HS)
         return;
+    size_t written = 0;
     while (c->out_head) {
+        if (written >= gw.cfg.max_write_turn) {
+            /* Fair share used: the rest goes out next turn. */
+            want_flush(c);
+            return;
+        }
         ssize_t w = io_write(c);
         if (w < 0) {
             conn_kill(c);
@@ -775,6 +1045,7 @@ static void conn_flush(gw_conn *c)
             return;
         }
         out_consume(c, (size_t)w);
+        written += (size_t)w;
     }
     if (c->write_armed && !c->tls_read_wants_write) {
         event_del(&c->ev_write);
@@ -801,15 +1072,24 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
     conn_flush(c);
 }
 
+/* Connections re-queued by conn_flush (over their per-turn share) land on
+ * a fresh list, served next turn; the loop then polls without blocking. */
 void gw_conn_flush_all(void)
 {
-    while (gw.flush_list) {
-        gw_conn *c = gw.flush_list;
-        gw.flush_list = c->flush_next;
+    gw_conn *list = gw.flush_list;
+    gw.flush_list = NULL;
+    while (list) {
+        gw_conn *c = list;
+        list = c->flush_next;
         c->flush_pending = false;
         if (!c->write_armed)
             conn_flush(c);
     }
+}
+
+bool gw_conn_flush_pending(void)
+{
+    return gw.flush_list != NULL;
 }
 
 /* --- shard answers ------------------------------------------------------- */
@@ -837,6 +1117,11 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
     c->ws = rd_xmalloc(sizeof *c->ws);
     ws_reader_init(c->ws, gw.cfg.max_frame, gw.cfg.max_message);
     c->state = GW_C_WS;
+    gw.stats.handshakes_ok++;
+    if (gw.cfg.idle_timeout)
+        tq_add(c, GW_TQ_IDLE, gw.cfg.idle_timeout / 2);
+    else
+        tq_remove(c);
     rd_debug("msg=\"websocket open\" conn=%llu object=%s shard=%s", (unsigned long long)c->id, c->key,
              c->shard->name);
     resume_reading(c);
@@ -862,7 +1147,9 @@ void gw_conn_on_send(gw_conn *c, const pr_msg *m)
         return;
     gw_blob *b = ws_frame_blob(m->u.frame.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
                                m->u.frame.payload.p, m->u.frame.payload.n);
-    enqueue(c, b);
+    gw.stats.msgs_out++;
+    gw.stats.bytes_out += m->u.frame.payload.n;
+    enqueue_data(c, b);
     gw_blob_unref(b);
 }
 
@@ -872,12 +1159,18 @@ void gw_conn_on_broadcast(const pr_msg *m)
     gw_blob *b = ws_frame_blob(m->u.broadcast.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
                                m->u.broadcast.payload.p, m->u.broadcast.payload.n);
     pr_list l = m->u.broadcast.conns;
-    uint64_t id;
+    uint64_t id, n = 0;
     while (pr_list_next_uint(&l, &id) == 0) {
         gw_conn *c = rd_map_get(&gw.conns, id);
-        if (c && c->state == GW_C_WS)
-            enqueue(c, b);
+        if (c && c->state == GW_C_WS) {
+            enqueue_data(c, b);
+            n++;
+        }
     }
+    gw.stats.broadcasts++;
+    gw.stats.deliveries += n;
+    gw.stats.msgs_out += n;
+    gw.stats.bytes_out += n * m->u.broadcast.payload.n;
     gw_blob_unref(b);
 }
 
@@ -922,8 +1215,29 @@ void gw_conn_on_http_res(gw_conn *c, const pr_msg *m)
     resume_reading(c);
 }
 
+void gw_conn_link_drained(gw_shard *s)
+{
+    gw_conn *c = s->paused;
+    s->paused = NULL;
+    s->full = false;
+    while (c) {
+        gw_conn *next = c->pause_next;
+        c->pause_next = NULL;
+        c->link_paused = false;
+        resume_reading(c);
+        c = next;
+    }
+}
+
 void gw_conn_shard_lost(gw_shard *s)
 {
+    while (s->paused) {
+        gw_conn *c = s->paused;
+        s->paused = c->pause_next;
+        c->pause_next = NULL;
+        c->link_paused = false;
+    }
+    s->full = false;
     gw_conn *c;
     size_t it = 0;
     /* Collect first: closing edits nothing in the map, but be explicit. */
@@ -995,6 +1309,26 @@ void gw_conn_tick(void)
         tq_remove(c);
         conn_kill(c);
     }
+    while ((c = gw.tq_head[GW_TQ_IDLE]) && c->deadline_ms <= now) {
+        tq_remove(c);
+        if (c->state != GW_C_WS)
+            continue;
+        if (!c->ping_sent) {
+            /* Half the idle time passed in silence: ask. A pong (or anything)
+             * resets the clock. */
+            static const uint8_t probe[] = "roomd";
+            gw_blob *b = ws_frame_blob(WS_OP_PING, probe, sizeof probe - 1);
+            enqueue(c, b);
+            gw_blob_unref(b);
+            c->ping_sent = true;
+            gw.stats.pings_sent++;
+            tq_add(c, GW_TQ_IDLE, gw.cfg.idle_timeout - gw.cfg.idle_timeout / 2);
+        } else {
+            gw.stats.closed_idle++;
+            rd_debug("msg=\"idle websocket closed\" conn=%llu remote=%s", (unsigned long long)c->id, c->remote);
+            ws_fail(c, WS_CLOSE_GOING_AWAY, "idle timeout");
+        }
+    }
 }
 
 /* --- accept -------------------------------------------------------------- */
@@ -1016,6 +1350,31 @@ static void format_remote(const struct sockaddr_storage *ss, char *out, size_t c
     } else {
         snprintf(out, cap, "unix");
     }
+}
+
+/* Count the connection against its address; past --max-per-ip it is let in
+ * only to be told 429. */
+static void ip_account(gw_conn *c)
+{
+    char addr[48];
+    const char *colon = strrchr(c->remote, ':');
+    size_t n = colon ? (size_t)(colon - c->remote) : strlen(c->remote);
+    if (n >= sizeof addr)
+        n = sizeof addr - 1;
+    memcpy(addr, c->remote, n);
+    addr[n] = '\0';
+    gw_ip *ip = rd_smap_get(&gw.ips, addr, n);
+    if (gw.cfg.max_per_ip > 0 && ip && ip->conns >= (uint64_t)gw.cfg.max_per_ip) {
+        c->over_ip_limit = true;
+        return;
+    }
+    if (!ip) {
+        ip = rd_xcalloc(1, sizeof *ip);
+        memcpy(ip->addr, addr, n + 1);
+        rd_smap_put(&gw.ips, ip->addr, n, ip);
+    }
+    ip->conns++;
+    c->ip = ip;
 }
 
 static void pause_accept(uint64_t ms)
@@ -1051,6 +1410,7 @@ void gw_accept_cb(evutil_socket_t lfd, short what, void *arg)
             /* Resumed from gw_conn_reap when a connection goes away. */
             rd_warn("msg=\"connection limit reached; not accepting\" limit=%lld",
                     (long long)gw.cfg.max_connections);
+            gw.stats.accept_pauses++;
             pause_accept(0);
             return;
         }
@@ -1062,6 +1422,7 @@ void gw_accept_cb(evutil_socket_t lfd, short what, void *arg)
                 /* Out of descriptors: stop accepting for a moment instead of
                  * spinning on a listener that stays readable. */
                 rd_warn("msg=\"accept paused\" err=\"%s\"", strerror(errno));
+                gw.stats.accept_pauses++;
                 pause_accept(100);
             } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                        errno != ECONNABORTED) {
@@ -1077,6 +1438,8 @@ void gw_accept_cb(evutil_socket_t lfd, short what, void *arg)
         c->tq = -1;
         c->tls = tls;
         format_remote(&ss, c->remote, sizeof c->remote);
+        ip_account(c);
+        gw.stats.accepted++;
         if (tls) {
             c->ssl = SSL_new(gw.ssl_ctx);
             if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {

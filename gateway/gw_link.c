@@ -132,7 +132,11 @@ static int link_write(gw_shard *s)
             return -1;
         }
         rd_buf_consume(&s->out, (size_t)n);
+        if (s->full && rd_buf_avail(&s->out) < gw.cfg.link_high / 2)
+            gw_conn_link_drained(s);
     }
+    if (s->full)
+        gw_conn_link_drained(s);
     if (s->write_armed) {
         event_del(&s->ev_write);
         s->write_armed = false;

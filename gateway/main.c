@@ -59,6 +59,27 @@ static const rd_cfg_opt gateway_opts[] = {
         "time to flush the last bytes to a closing client"),
     OPT("max-connections", RD_CFG_INT, max_connections, "100000", 1, 10000000, "N",
         "client connections at once; accepting pauses at the limit"),
+    OPT("max-per-ip", RD_CFG_INT, max_per_ip, "256", 0, 10000000, "N",
+        "client connections from one address (429 beyond); 0: no limit"),
+    OPT("idle-timeout", RD_CFG_MS, idle_timeout, "60s", 0, 86400000, "DURATION",
+        "WebSocket silent this long is closed (1001); a ping is sent at half of it; 0: never"),
+    OPT("msg-rate", RD_CFG_INT, msg_rate, "1000", 0, 100000000, "N",
+        "messages per second one WebSocket may send, sustained (close 1008 beyond); 0: no limit"),
+    OPT("msg-burst", RD_CFG_INT, msg_burst, "2000", 1, 100000000, "N",
+        "messages one WebSocket may send in a burst above --msg-rate"),
+    OPT("max-write-per-turn", RD_CFG_SIZE, max_write_turn, "256k", 4096, 64 << 20, "BYTES",
+        "bytes written to one client per event-loop turn, so one fast reader cannot starve others"),
+    OPT("max-outbound", RD_CFG_SIZE, max_outbound, "4m", 65536, 1 << 30, "BYTES",
+        "bytes queued for one client that does not read; then --slow-policy applies"),
+    OPT("slow-policy", RD_CFG_STR, slow_policy, "close", 0, 0, "close|drop-oldest",
+        "slow consumer: close with 1008 \"slow consumer\", or drop its oldest queued messages"),
+    OPT("link-high-water", RD_CFG_SIZE, link_high, "8m", 65536, 1 << 30, "BYTES",
+        "bytes queued to one shard before the clients feeding it are paused (resumed at half)"),
+    OPT("allowed-origins", RD_CFG_STR, allowed_origins, NULL, 0, 0, "LIST",
+        "comma-separated Origin values browsers may connect from, e.g. https://app.example; "
+        "a host may start with *. for any subdomain; others get 403; unset: any origin"),
+    OPT("drain-timeout", RD_CFG_MS, drain_timeout, "5s", 0, 600000, "DURATION",
+        "on SIGTERM: time to close every client with 1001 and flush before exiting"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -124,6 +145,44 @@ static int listen_on(const char *spec, char err[RD_ERR_LEN])
         return -e;
     }
     return fd;
+}
+
+/* "a, b,c" -> gw.origins. Each must be scheme://host[:port], host may start
+ * with "*." for any subdomain. */
+static int split_origins(char err[RD_ERR_LEN])
+{
+    char *list = strdup(gw.cfg.allowed_origins), *save = NULL;
+    for (char *tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        const char *sep = strstr(tok, "://");
+        if (!sep || sep == tok || !sep[3] || strchr(sep + 3, '/') ||
+            (strchr(sep + 3, '*') && strncmp(sep + 3, "*.", 2) != 0) || strchr(sep + 4, '*')) {
+            snprintf(err, RD_ERR_LEN, "--allowed-origins: '%s' is not scheme://host[:port] "
+                     "(host may start with '*.')", tok);
+            free(list);
+            return -EINVAL;
+        }
+        gw.origins = rd_xrealloc(gw.origins, (gw.norigins + 1) * sizeof *gw.origins);
+        gw.origins[gw.norigins++] = strdup(tok);
+    }
+    free(list);
+    return 0;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    if (!gw.ssl_ctx)
+        return;
+    /* New handshakes get the new certificate; live connections keep the old
+     * context, which OpenSSL frees when the last of them goes. */
+    char err[RD_ERR_LEN];
+    SSL_CTX *ctx = gw_tls_ctx_new(gw.cfg.cert, gw.cfg.key, err);
+    if (!ctx) {
+        rd_err("msg=\"certificate reload failed; keeping the old one\" err=\"%s\"", err);
+        return;
+    }
+    SSL_CTX_free(gw.ssl_ctx);
+    gw.ssl_ctx = ctx;
+    rd_info("msg=\"certificate reloaded\" cert=%s", gw.cfg.cert);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -208,6 +267,12 @@ int main(int argc, char **argv)
                  gw.cfg.log_level);
         goto fail_cfg;
     }
+    if (strcmp(gw.cfg.slow_policy, "close") != 0 && strcmp(gw.cfg.slow_policy, "drop-oldest") != 0) {
+        snprintf(err, sizeof err, "--slow-policy: '%s' is not 'close' or 'drop-oldest'", gw.cfg.slow_policy);
+        goto fail_cfg;
+    }
+    if (gw.cfg.allowed_origins && gw.cfg.allowed_origins[0] && split_origins(err) < 0)
+        goto fail_cfg;
     bool want_plain = gw.cfg.listen && gw.cfg.listen[0];
     bool want_tls = gw.cfg.tls_listen && gw.cfg.tls_listen[0];
     if (want_tls && (!gw.cfg.cert || !gw.cfg.key)) {
@@ -239,6 +304,7 @@ int main(int argc, char **argv)
     if (want_tls && !(gw.ssl_ctx = gw_tls_ctx_new(gw.cfg.cert, gw.cfg.key, err)))
         goto fail;
     rd_map_init(&gw.conns, 0);
+    rd_map_init(&gw.ips, 1);
     gw.scratch = rd_xmalloc(GW_SCRATCH);
     gw.base = event_base_new();
     if (!gw.base) {
@@ -260,7 +326,9 @@ int main(int argc, char **argv)
     event_assign(&gw.ev_tick, gw.base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tick = { 0, 250000 };
     event_add(&gw.ev_tick, &tick);
-    struct event ev_term, ev_int;
+    struct event ev_term, ev_int, ev_hup;
+    evsignal_assign(&ev_hup, gw.base, SIGHUP, on_hup, NULL);
+    evsignal_add(&ev_hup, NULL);
     evsignal_assign(&ev_term, gw.base, SIGTERM, on_stop_signal, NULL);
     evsignal_assign(&ev_int, gw.base, SIGINT, on_stop_signal, NULL);
     evsignal_add(&ev_term, NULL);
@@ -275,7 +343,7 @@ int main(int argc, char **argv)
     /* One loop turn, then the deferred work: batched writes to clients and
      * shards, then freeing what callbacks closed (Redis' beforeSleep). */
     while (!gw.stopping) {
-        event_base_loop(gw.base, EVLOOP_ONCE);
+        event_base_loop(gw.base, EVLOOP_ONCE | (gw_conn_flush_pending() ? EVLOOP_NONBLOCK : 0));
         gw_conn_flush_all();
         gw_link_flush_all();
         gw_conn_reap();
@@ -290,13 +358,13 @@ int main(int argc, char **argv)
         }
     evtimer_del(&gw.ev_accept_retry);
     gw_conn_close_all(WS_CLOSE_GOING_AWAY, "server shutting down");
-    uint64_t until = rd_mono_ms() + 1000;
+    uint64_t until = rd_mono_ms() + gw.cfg.drain_timeout;
     while (gw.nconns > 0 && rd_mono_ms() < until) {
         gw_conn_flush_all();
         gw_link_flush_all();
         gw_conn_reap();
         if (gw.nconns > 0)
-            event_base_loop(gw.base, EVLOOP_ONCE);
+            event_base_loop(gw.base, EVLOOP_ONCE | (gw_conn_flush_pending() ? EVLOOP_NONBLOCK : 0));
     }
     gw_conn_kill_all();
     gw_link_flush_all();
@@ -307,6 +375,11 @@ int main(int argc, char **argv)
     event_del(&gw.ev_tick);
     evsignal_del(&ev_term);
     evsignal_del(&ev_int);
+    evsignal_del(&ev_hup);
+    for (size_t i = 0; i < gw.norigins; i++)
+        free(gw.origins[i]);
+    free(gw.origins);
+    rd_map_free(&gw.ips);
     if (gw.ssl_ctx)
         SSL_CTX_free(gw.ssl_ctx);
     free(gw.scratch);

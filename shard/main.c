@@ -30,6 +30,8 @@ static const rd_cfg_opt shard_opts[] = {
         "read options from FILE (name = value lines); flags and ROOMD_* override it"),
     OPT("max-link-frame", RD_CFG_SIZE, max_frame, "16m", 1024, 16 << 20, "BYTES",
         "largest gateway protocol frame accepted"),
+    OPT("link-high-water", RD_CFG_SIZE, link_high, "16m", 65536, 1 << 30, "BYTES",
+        "output queued to one gateway before the shard stops reading input (resumes at half)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -155,6 +157,7 @@ int main(int argc, char **argv)
     while (!sh.stopping) {
         event_base_loop(sh.base, EVLOOP_ONCE);
         sh_link_flush_all();
+        sh_link_backpressure();
         sh_link_reap();
     }
 

@@ -78,6 +78,7 @@ typedef struct sh_config {
     char *log_level;
     char *config;
     uint64_t max_frame;         /* proto frame cap from gateways */
+    uint64_t link_high;         /* output queued to one gateway before all input pauses */
 } sh_config;
 
 typedef struct sh_server {
@@ -91,6 +92,8 @@ typedef struct sh_server {
     uint64_t next_link_id;
     rd_map objects;             /* key -> sh_object */
     bool stopping;
+    bool input_paused;          /* a gateway link is over the high watermark */
+    uint64_t input_pauses;
 } sh_server;
 
 extern sh_server sh;
@@ -101,6 +104,8 @@ void sh_link_want_flush(sh_link *l);
 void sh_link_flush_all(void);
 void sh_link_close(sh_link *l, const char *why);
 void sh_link_reap(void);
+/* Pause reading every gateway while one of them is not taking our output. */
+void sh_link_backpressure(void);
 
 /* sh_object.c */
 void sh_object_handle(sh_link *l, const pr_msg *m);

@@ -105,6 +105,29 @@ void sh_link_flush_all(void)
     }
 }
 
+/* Every event the shard runs may produce output for any gateway, so when one
+ * gateway stops taking it the only bounded answer is to stop taking events:
+ * reading pauses on all links until the queue is back under half. */
+void sh_link_backpressure(void)
+{
+    size_t most = 0;
+    for (sh_link *l = sh.links; l; l = l->next)
+        if (rd_buf_avail(&l->out) > most)
+            most = rd_buf_avail(&l->out);
+    if (!sh.input_paused && most > sh.cfg.link_high) {
+        sh.input_paused = true;
+        sh.input_pauses++;
+        for (sh_link *l = sh.links; l; l = l->next)
+            event_del(l->ev_read);
+        rd_debug("msg=\"input paused: a gateway is not reading\" queued=%zu", most);
+    } else if (sh.input_paused && most < sh.cfg.link_high / 2) {
+        sh.input_paused = false;
+        for (sh_link *l = sh.links; l; l = l->next)
+            event_add(l->ev_read, NULL);
+        rd_debug("msg=\"input resumed\"");
+    }
+}
+
 static void link_write_cb(evutil_socket_t fd, short what, void *arg)
 {
     sh_link *l = arg;
@@ -224,7 +247,8 @@ void sh_link_accept_cb(evutil_socket_t lfd, short what, void *arg)
         rd_map_init(&l->conns, 0);
         l->ev_read = event_new(sh.base, fd, EV_READ | EV_PERSIST, link_read_cb, l);
         l->ev_write = event_new(sh.base, fd, EV_WRITE | EV_PERSIST, link_write_cb, l);
-        event_add(l->ev_read, NULL);
+        if (!sh.input_paused)
+            event_add(l->ev_read, NULL);
         l->next = sh.links;
         if (sh.links)
             sh.links->prev = l;
