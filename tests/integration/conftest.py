@@ -54,6 +54,7 @@ class Roomd:
 
     def __init__(self, tmp, shards=4, extra=()):
         self.tmp = str(tmp)
+        os.makedirs(self.tmp, exist_ok=True)
         self.port = free_port()
         self.tls_port = free_port()
         self.cert, self.key = make_cert(self.tmp)
