@@ -79,6 +79,15 @@ if [ ! -x "$LIMIT" ]; then
 fi
 for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b"; done
 
+# Anti-abuse limits that a load test from one loopback address must lift
+# (1000 connections from 127.0.0.1; 10k+ messages/s on one WebSocket). Only
+# passed if this gateway build has them.
+ROOMD_EXTRA=()
+gw_help=$("$GATEWAY" --help 2>&1)
+for opt in "--max-per-ip 0" "--msg-rate 0"; do
+    case "$gw_help" in *"${opt% *} "*) ROOMD_EXTRA+=($opt) ;; esac
+done
+
 SRV_PIN=()
 CLI_PIN=()
 if [ "$PIN" = 1 ]; then
@@ -107,9 +116,9 @@ stop_server() {
     kids=$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ')
     kids="$kids $SRV_CHILDREN"
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
-        echo "run.sh: server $pid ignored SIGTERM for 5 s; SIGKILL" >&2
+        echo "run.sh: server $pid ignored SIGTERM for 10 s; SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
@@ -175,7 +184,7 @@ start_server() {
             mkdir -p "$TMP/roomd/run" "$TMP/roomd/data"
             "${SRV_PIN[@]}" "$GATEWAY" --shards "$SHARDS" --listen "127.0.0.1:$PORT" \
                 --run-dir "$TMP/roomd/run" --data-dir "$TMP/roomd/data" --log-level warn \
-                >>"$TMP/server-$name.log" 2>&1 &
+                "${ROOMD_EXTRA[@]}" >>"$TMP/server-$name.log" 2>&1 &
             ;;
         limit)
             "${SRV_PIN[@]}" "$LIMIT" --port "$PORT" >>"$TMP/server-$name.log" 2>&1 &
@@ -217,9 +226,10 @@ run_bench() {
 }
 
 # ---- run ------------------------------------------------------------------
-printf '{"scenario":"meta","timestamp":"%s","git":"%s","pin":%s,"built":%s,"shards":%s,"nproc":%s,"loadavg":"%s","kernel":"%s","limit_bin":"%s"}\n' \
+printf '{"scenario":"meta","timestamp":"%s","git":"%s","pin":%s,"built":%s,"shards":%s,"nproc":%s,"loadavg":"%s","kernel":"%s","limit_bin":"%s","roomd_args":"%s"}\n' \
     "$STAMP" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$PIN" "$BUILD_STEP" "$SHARDS" \
-    "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(uname -r)" "${LIMIT#"$ROOT"/}" >>"$RESULTS"
+    "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(uname -r)" "${LIMIT#"$ROOT"/}" \
+    "--shards $SHARDS --log-level warn ${ROOMD_EXTRA[*]}" >>"$RESULTS"
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
     echo "run.sh: warning: load average $load1 > 0.5; results will be noisy" >&2
@@ -304,7 +314,8 @@ def ok_mark(srv, sc):
 
 print(f"## roomd vs C limit reference — {meta['timestamp']}")
 print()
-print(f"git {meta['git']}{'' if meta.get('built', 1) else ' (--no-build: existing binaries)'}, roomd --shards {meta['shards']}, "
+print(f"git {meta['git']}{'' if meta.get('built', 1) else ' (--no-build: existing binaries)'}, "
+      f"roomd-gateway {meta.get('roomd_args', '--shards ' + str(meta['shards']))}, "
       f"{'pinned: servers on CPU 0, client on CPU 1' if meta['pin'] else 'not pinned'}, "
       f"{meta['nproc']} CPUs, load average at start {meta['loadavg']}, kernel {meta['kernel']}")
 print()

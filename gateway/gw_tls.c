@@ -34,6 +34,13 @@ SSL_CTX *gw_tls_ctx_new(const char *cert, const char *key, char err[RD_ERR_LEN])
     /* Forward-secret AEAD suites only for TLS 1.2 (TLS 1.3's defaults are fine). */
     SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    /* Resumption: session tickets (stateless, OpenSSL's default keys) plus a
+     * bounded server-side cache for TLS 1.2 clients that use session ids. */
+    static const unsigned char sid_ctx[] = "roomd";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    SSL_CTX_set_num_tickets(ctx, 1);
     ERR_clear_error();
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         unsigned long e = ERR_get_error();
