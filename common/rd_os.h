@@ -6,7 +6,8 @@
 
 /* mkdir -p. 0 or -errno. */
 int rd_mkdir_p(const char *path);
-/* Raise the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now
+/* Raise RLIMIT_NOFILE as far as allowed (the hard limit too, up to
+ * fs.nr_open capped at 2^20, when privileged); returns the soft limit now
  * in force (INT64_MAX when unlimited). */
 int64_t rd_raise_nofile(void);
 

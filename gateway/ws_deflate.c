@@ -119,7 +119,7 @@ typedef struct pmd_offer {
     unsigned seen;
     int smwb;          /* 0: absent, else 8..15 */
     int cmwb;          /* 0: absent, -1: present without value, else 8..15 */
-    char why[96];      /* non-empty: the offer is declined */
+    char why[80];      /* non-empty: the offer is declined */
 } pmd_offer;
 
 /* A parameter value after unquoting; only short ones can be valid. */
@@ -444,6 +444,13 @@ int ws_deflater_message(ws_deflater *d, const uint8_t *in, size_t len, rd_buf *o
     size_t step = len / 2 + 64;
     int rc;
 
+    /* Every message ends byte-aligned after its sync flush, so an empty
+     * message is always one empty stored block, 00 once stripped. zlib would
+     * refuse a second flush in a row with no input (Z_BUF_ERROR). */
+    if (len == 0) {
+        rd_buf_append_u8(out, 0x00);
+        return 0;
+    }
     if (step > 65536)
         step = 65536;
     d->zs.next_in = in;
