@@ -15,6 +15,7 @@
 #include "pr_msg.h"
 #include "rd_buf.h"
 #include "rd_map.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 /* Bytes queued for clients. A broadcast is framed once into one blob and
@@ -38,6 +39,9 @@ void gw_blob_unref(gw_blob *b);
 /* Connection states:
  *
  *  TLS_HS --> HTTP --(upgrade)--> WAIT_OPEN --ACCEPT--> WS --close--> CLOSING --> LINGER --> freed
+ *                                                         |                ^
+ *                                  client's close frame   +-> CLOSE_WAIT --+ shard's CLOSE ack:
+ *                                                                            its replies are out
  *              |  ^                   |REJECT               (flush, then shutdown(WR), drain)
  *              |  +--keep-alive--+    v
  *              +--(object HTTP)--> WAIT_HTTP --HTTP_RES--> HTTP or CLOSING
@@ -48,6 +52,7 @@ enum gw_conn_state {
     GW_C_WAIT_OPEN,
     GW_C_WAIT_HTTP,
     GW_C_WS,
+    GW_C_CLOSE_WAIT,          /* client sent close; shard output still draining */
     GW_C_CLOSING,
     GW_C_LINGER,
     GW_C_DEAD,
@@ -87,11 +92,17 @@ typedef struct gw_conn {
     bool keep_alive;          /* for the HTTP request being answered */
     bool head_request;
     bool ping_sent;           /* idle probe outstanding */
+    uint16_t close_echo;      /* CLOSE_WAIT: the code to answer with (0: empty close) */
     bool over_ip_limit;       /* answer the first request with 429 */
     bool link_paused;         /* reading stopped: the shard link is full */
     uint32_t tokens;          /* message-rate bucket, in thousandths of a message */
     uint64_t tokens_ms;
     gw_ip *ip;
+    bool pmd;                 /* permessage-deflate negotiated */
+    uint8_t pmd_key;          /* index into gw.deflaters / gw.inflaters when shared */
+    ws_pmd_params pmd_params;
+    ws_deflater *deflater;    /* own, only with server context takeover */
+    ws_inflater *inflater;    /* own, only with client context takeover */
     struct gw_conn *pause_next; /* on the shard's paused list */
     uint64_t deadline_ms;     /* for the timeout list it is on */
     struct gw_conn *tq_next, *tq_prev;
@@ -161,6 +172,11 @@ typedef struct gw_config {
     uint64_t link_high;
     char *allowed_origins;
     uint64_t drain_timeout;
+    bool compression;
+    bool compression_takeover;
+    int64_t compression_level;
+    int64_t compression_window;
+    uint64_t compression_min;
 } gw_config;
 
 /* Counters for /metrics. */
@@ -183,7 +199,13 @@ typedef struct gw_stats {
     uint64_t link_pauses;           /* clients paused because their shard link was full */
     uint64_t accept_pauses;
     uint64_t pings_sent;
+    uint64_t compressed_out;        /* messages sent compressed (per compression, not per recipient) */
+    uint64_t compressed_in;
+    uint64_t pmd_conns;             /* connections with per-connection zlib state now */
+    uint64_t pmd_conn_memory;       /* their estimated zlib memory */
 } gw_stats;
+
+#define GW_PMD_SHARED 16
 
 
 enum { GW_TQ_HANDSHAKE = 0, GW_TQ_CLOSE = 1, GW_TQ_IDLE = 2, GW_TQ_COUNT = 3 };
@@ -208,6 +230,17 @@ typedef struct gw_server {
     gw_shard *shard_flush_list;
     gw_stats stats;
     rd_map ips;               /* address -> gw_ip */
+    ws_pmd_policy pmd_policy;
+    /* Stateless (no context takeover) deflaters and inflaters, one per
+     * sharing key: a broadcast is compressed once per key. */
+    unsigned deflater_keys[GW_PMD_SHARED];
+    ws_deflater *deflaters[GW_PMD_SHARED];
+    size_t ndeflaters;
+    unsigned inflater_keys[GW_PMD_SHARED];
+    ws_inflater *inflaters[GW_PMD_SHARED];
+    size_t ninflaters;
+    rd_buf inflated;          /* scratch for one decompressed message */
+    rd_buf deflated;          /* scratch for one compressed message */
     char **origins;           /* --allowed-origins, split; NULL: any */
     size_t norigins;
     gw_conn *reap_list;

@@ -60,6 +60,7 @@ static void want_flush(gw_conn *c)
 
 static void ws_fail(gw_conn *c, uint16_t code, const char *reason);
 static void link_unpause(gw_conn *c);
+static void pmd_close(gw_conn *c);
 
 static void out_free(gw_out *o)
 {
@@ -348,6 +349,7 @@ void gw_conn_reap(void)
             rd_smap_del(&gw.ips, c->ip->addr, strlen(c->ip->addr));
             free(c->ip);
         }
+        pmd_close(c);
         if (c->ws) {
             ws_reader_free(c->ws);
             free(c->ws);
@@ -442,10 +444,10 @@ static void ws_send_close(gw_conn *c, uint16_t code, const char *reason, size_t 
     gw_blob_unref(b);
 }
 
-static gw_blob *ws_frame_blob(int opcode, const void *payload, size_t len)
+static gw_blob *ws_frame_blob(int opcode, bool rsv1, const void *payload, size_t len)
 {
     uint8_t hdr[14];
-    size_t hl = ws_frame_header(hdr, true, false, opcode, len, NULL);
+    size_t hl = ws_frame_header(hdr, true, rsv1, opcode, len, NULL);
     gw_blob *b = gw_blob_new(hl + len);
     memcpy(b->data, hdr, hl);
     if (len)
@@ -522,6 +524,21 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_accept_pauses_total", "counter", "Times accepting paused (limit or descriptors).",
            NULL, st->accept_pauses);
     metric(b, "roomd_pings_sent_total", "counter", "Idle probes sent.", NULL, st->pings_sent);
+    metric(b, "roomd_compressed_messages_total", "counter",
+           "permessage-deflate messages (out: compressions, shared by all recipients of a broadcast).",
+           "{direction=\"in\"}", st->compressed_in);
+    metric(b, "roomd_compressed_messages_total", NULL, NULL, "{direction=\"out\"}", st->compressed_out);
+    size_t shared = 0;
+    for (size_t i = 0; i < gw.ndeflaters; i++)
+        shared += ws_deflater_memory(gw.deflaters[i]);
+    for (size_t i = 0; i < gw.ninflaters; i++)
+        shared += ws_inflater_memory(gw.inflaters[i]);
+    metric(b, "roomd_compression_memory_bytes", "gauge",
+           "Estimated zlib memory: shared (stateless) and per-connection (context takeover).",
+           "{kind=\"shared\"}", shared);
+    metric(b, "roomd_compression_memory_bytes", NULL, NULL, "{kind=\"per_connection\"}", st->pmd_conn_memory);
+    metric(b, "roomd_compression_connections", "gauge", "Connections holding their own zlib state.", NULL,
+           st->pmd_conns);
     for (size_t i = 0; i < gw.nshards; i++) {
         char labels[96];
         snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
@@ -612,6 +629,143 @@ static bool origin_allowed(const gw_http_request *req)
     return false;
 }
 
+/* permessage-deflate: every Sec-WebSocket-Extensions header, joined, against
+ * the policy. An unparseable list is a 400; no acceptable offer just means
+ * no compression. */
+static int negotiate_pmd(gw_conn *c, const gw_http_request *req, char resp[WS_PMD_RESP_MAX],
+                         int *ret_status, char err[RD_ERR_LEN])
+{
+    char joined[8192];
+    size_t n = 0;
+    c->pmd = false;
+    if (!gw.pmd_policy.enabled)
+        return 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const gw_http_header *h = &req->headers[i];
+        if (h->name_len != 24 || strncasecmp(h->name, "sec-websocket-extensions", 24) != 0)
+            continue;
+        if (n + h->value_len + 2 > sizeof joined) {
+            *ret_status = 400;
+            snprintf(err, RD_ERR_LEN, "Sec-WebSocket-Extensions too long");
+            return -EINVAL;
+        }
+        if (n) {
+            joined[n++] = ',';
+            joined[n++] = ' ';
+        }
+        memcpy(joined + n, h->value, h->value_len);
+        n += h->value_len;
+    }
+    if (!n)
+        return 0;
+    char why[RD_ERR_LEN];
+    int r = ws_pmd_negotiate(joined, n, &gw.pmd_policy, &c->pmd_params, resp, WS_PMD_RESP_MAX, why);
+    if (r < 0) {
+        *ret_status = 400;
+        snprintf(err, RD_ERR_LEN, "Sec-WebSocket-Extensions: %s", why);
+        return -EINVAL;
+    }
+    c->pmd = r == 1;
+    if (!c->pmd)
+        resp[0] = '\0';
+    return 0;
+}
+
+static ws_deflater *shared_deflater(const ws_pmd_params *p, uint8_t *ret_key)
+{
+    unsigned key = ws_deflater_key(p, &gw.pmd_policy);
+    size_t i;
+    for (i = 0; i < gw.ndeflaters; i++)
+        if (gw.deflater_keys[i] == key)
+            break;
+    if (i == gw.ndeflaters) {
+        if (i == GW_PMD_SHARED)
+            i = 0; /* cannot happen: at most 8 window sizes per policy */
+        else
+            gw.ndeflaters++;
+        gw.deflater_keys[i] = key;
+        gw.deflaters[i] = ws_deflater_new(p, &gw.pmd_policy);
+    }
+    *ret_key = (uint8_t)i;
+    return gw.deflaters[i];
+}
+
+static ws_inflater *shared_inflater(const ws_pmd_params *p)
+{
+    unsigned key = ws_inflater_key(p);
+    for (size_t i = 0; i < gw.ninflaters; i++)
+        if (gw.inflater_keys[i] == key)
+            return gw.inflaters[i];
+    if (gw.ninflaters == GW_PMD_SHARED)
+        return NULL;
+    gw.inflater_keys[gw.ninflaters] = key;
+    return gw.inflaters[gw.ninflaters++] = ws_inflater_new(p);
+}
+
+/* Set up compression state for a connection that negotiated it. */
+static void pmd_open(gw_conn *c)
+{
+    c->ws->pmd = true;
+    if (c->pmd_params.server_no_context_takeover) {
+        shared_deflater(&c->pmd_params, &c->pmd_key);
+    } else {
+        c->deflater = ws_deflater_new(&c->pmd_params, &gw.pmd_policy);
+        gw.stats.pmd_conn_memory += ws_deflater_memory(c->deflater);
+    }
+    if (!c->pmd_params.client_no_context_takeover) {
+        c->inflater = ws_inflater_new(&c->pmd_params);
+        gw.stats.pmd_conn_memory += ws_inflater_memory(c->inflater);
+    }
+    if (c->deflater || c->inflater)
+        gw.stats.pmd_conns++;
+}
+
+static void pmd_close(gw_conn *c)
+{
+    if (c->deflater || c->inflater)
+        gw.stats.pmd_conns--;
+    if (c->deflater) {
+        gw.stats.pmd_conn_memory -= ws_deflater_memory(c->deflater);
+        ws_deflater_free(c->deflater);
+        c->deflater = NULL;
+    }
+    if (c->inflater) {
+        gw.stats.pmd_conn_memory -= ws_inflater_memory(c->inflater);
+        ws_inflater_free(c->inflater);
+        c->inflater = NULL;
+    }
+}
+
+/* The frame for one outgoing data message to c: compressed when c
+ * negotiated it and the message is big enough. cache[] holds this message's
+ * compressed frames per shared deflater, so a broadcast is compressed once
+ * per sharing key; plain is the uncompressed frame, built once. */
+static gw_blob *frame_for(gw_conn *c, int opcode, const uint8_t *p, size_t n, gw_blob **plain,
+                          gw_blob *cache[GW_PMD_SHARED])
+{
+    if (c->pmd && n >= gw.cfg.compression_min) {
+        gw_blob **slot = c->deflater ? NULL : &cache[c->pmd_key];
+        if (slot && *slot)
+            return *slot;
+        ws_deflater *d = c->deflater ? c->deflater : gw.deflaters[c->pmd_key];
+        rd_buf_reset(&gw.deflated, 4u << 20);
+        if (ws_deflater_message(d, p, n, &gw.deflated) == 0) {
+            gw.stats.compressed_out++;
+            gw_blob *b = ws_frame_blob(opcode, true, rd_buf_data(&gw.deflated), rd_buf_avail(&gw.deflated));
+            if (slot)
+                *slot = b;
+            return b;
+        }
+        if (c->deflater) {
+            ws_fail(c, WS_CLOSE_INTERNAL, "compression failed");
+            return NULL;
+        }
+    }
+    if (!*plain)
+        *plain = ws_frame_blob(opcode, false, p, n);
+    return *plain;
+}
+
 static const char *const object_methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
 
 static bool method_allowed(const gw_http_request *req)
@@ -654,6 +808,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         return;
     }
     char accept[WS_ACCEPT_LEN + 1];
+    char ext_resp[WS_PMD_RESP_MAX] = "";
     const char *protos = NULL;
     size_t protos_len = 0;
     if (upgrade && !origin_allowed(req)) {
@@ -664,7 +819,8 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     if (upgrade) {
         int status;
         char err[RD_ERR_LEN];
-        if (ws_handshake_check(req, accept, &protos, &protos_len, &status, err) < 0) {
+        if (ws_handshake_check(req, accept, &protos, &protos_len, &status, err) < 0 ||
+            negotiate_pmd(c, req, ext_resp, &status, err) < 0) {
             gw.stats.handshakes_failed++;
             http_error(c, status, err, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
             return;
@@ -694,8 +850,12 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         char client_id[RD_UUID_STR_LEN + 1];
         rd_uuid7_str(client_id);
         /* The accept key rides in the connection until ACCEPT; keep it in key's tail. */
-        c->key = rd_xrealloc(c->key, klen + 1 + WS_ACCEPT_LEN + 1);
+        /* The accept key and the extension answer ride in the key's tail
+         * until the shard accepts: "class/name\0accept\0extensions\0". */
+        size_t el = strlen(ext_resp);
+        c->key = rd_xrealloc(c->key, klen + 1 + WS_ACCEPT_LEN + 1 + el + 1);
         memcpy(c->key + klen + 1, accept, WS_ACCEPT_LEN + 1);
+        memcpy(c->key + klen + 1 + WS_ACCEPT_LEN + 1, ext_resp, el + 1);
         pr_mp_put_array(b, 10);
         pr_mp_put_uint(b, PR_OPEN);
         pr_mp_put_uint(b, c->id);
@@ -809,6 +969,34 @@ static bool rate_take(gw_conn *c)
     return true;
 }
 
+/* Replace a compressed message's payload by its inflated bytes (in
+ * gw.inflated, valid until the next message). False when the connection
+ * is failing: too big (1009), corrupt (1007), or invalid UTF-8 (1007). */
+static bool inflate_message(gw_conn *c, ws_event *ev)
+{
+    ws_inflater *inf = c->inflater ? c->inflater : shared_inflater(&c->pmd_params);
+    char err[RD_ERR_LEN];
+    rd_buf_reset(&gw.inflated, 4u << 20);
+    int r = inf ? ws_inflater_message(inf, ev->data, ev->len, gw.cfg.max_message, &gw.inflated, err)
+                : -EBADMSG;
+    if (r == -EMSGSIZE) {
+        ws_fail(c, WS_CLOSE_TOO_BIG, "message too large");
+        return false;
+    }
+    if (r < 0) {
+        ws_fail(c, WS_CLOSE_INVALID_DATA, "invalid compressed data");
+        return false;
+    }
+    ev->data = rd_buf_data(&gw.inflated);
+    ev->len = rd_buf_avail(&gw.inflated);
+    if (ev->opcode == WS_OP_TEXT && !ws_utf8_valid(ev->data, ev->len)) {
+        ws_fail(c, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text message");
+        return false;
+    }
+    gw.stats.compressed_in++;
+    return true;
+}
+
 static void link_pause(gw_conn *c, gw_shard *s)
 {
     if (c->link_paused)
@@ -855,6 +1043,8 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
             }
             if (!rate_take(c))
                 return n;
+            if (ev.compressed && !inflate_message(c, &ev))
+                return n;
             gw.stats.msgs_in++;
             gw.stats.bytes_in += ev.len;
             pr_enc_frame(&s->out, PR_FRAME, c->id, (unsigned)ev.opcode, ev.data, ev.len);
@@ -871,7 +1061,7 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
         case WS_EV_PING: {
             if (!rate_take(c))
                 return n;
-            gw_blob *b = ws_frame_blob(WS_OP_PONG, ev.data, ev.len);
+            gw_blob *b = ws_frame_blob(WS_OP_PONG, false, ev.data, ev.len);
             enqueue(c, b);
             gw_blob_unref(b);
             break;
@@ -879,11 +1069,19 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
         case WS_EV_PONG:
             break;
         case WS_EV_CLOSE: {
-            /* Echo the code (none -> empty close), tell the shard, close. */
-            uint16_t code = ev.close_code == WS_CLOSE_NO_STATUS ? 0 : ev.close_code;
-            ws_send_close(c, code, NULL, 0);
+            /* Replies to the messages before the close may still be on their
+             * way from the shard: tell it, and answer the close (echoing the
+             * code; none -> empty close) when it acknowledges, after them. */
+            c->close_echo = ev.close_code == WS_CLOSE_NO_STATUS ? 0 : ev.close_code;
+            bool linked = c->shard_open && c->shard && c->shard->fd >= 0 && c->shard->gen == c->shard_gen;
             shard_forget(c, ev.close_code, "");
-            close_after_flush(c);
+            if (linked) {
+                c->state = GW_C_CLOSE_WAIT;
+                tq_add(c, GW_TQ_CLOSE, gw.cfg.close_timeout);
+            } else {
+                ws_send_close(c, c->close_echo, NULL, 0);
+                close_after_flush(c);
+            }
             return n;
         }
         case WS_EV_ERROR:
@@ -912,6 +1110,7 @@ static size_t consume(gw_conn *c, uint8_t *p, size_t n)
             break;
         case GW_C_LINGER:
         case GW_C_CLOSING:
+        case GW_C_CLOSE_WAIT:
         case GW_C_DEAD:
             return n; /* discard */
         default:
@@ -1100,22 +1299,23 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
         return;
     size_t klen = strlen(c->key);
     const char *accept = c->key + klen + 1;
-    char head[512];
-    int n;
-    if (m->u.accept.subprotocol.p && m->u.accept.subprotocol.n < 200)
-        n = snprintf(head, sizeof head,
+    const char *ext = accept + WS_ACCEPT_LEN + 1;
+    char head[768];
+    int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: %.*s\r\n\r\n",
-                     accept, (int)m->u.accept.subprotocol.n, m->u.accept.subprotocol.p);
-    else
-        n = snprintf(head, sizeof head,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
+                     "Sec-WebSocket-Accept: %s\r\n", accept);
+    if (m->u.accept.subprotocol.p && m->u.accept.subprotocol.n > 0 && m->u.accept.subprotocol.n < 200)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Sec-WebSocket-Protocol: %.*s\r\n",
+                      (int)m->u.accept.subprotocol.n, m->u.accept.subprotocol.p);
+    if (c->pmd)
+        n += snprintf(head + n, sizeof head - (size_t)n, "Sec-WebSocket-Extensions: %s\r\n", ext);
+    n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
     enqueue_bytes(c, head, (size_t)n);
     c->key = rd_xrealloc(c->key, klen + 1);
     c->ws = rd_xmalloc(sizeof *c->ws);
     ws_reader_init(c->ws, gw.cfg.max_frame, gw.cfg.max_message);
+    if (c->pmd)
+        pmd_open(c);
     c->state = GW_C_WS;
     gw.stats.handshakes_ok++;
     if (gw.cfg.idle_timeout)
@@ -1143,50 +1343,76 @@ void gw_conn_on_reject(gw_conn *c, const pr_msg *m)
 
 void gw_conn_on_send(gw_conn *c, const pr_msg *m)
 {
-    if (c->state != GW_C_WS)
+    if (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT)
         return;
-    gw_blob *b = ws_frame_blob(m->u.frame.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
-                               m->u.frame.payload.p, m->u.frame.payload.n);
+    gw_blob *plain = NULL, *cache[GW_PMD_SHARED] = { 0 };
+    gw_blob *b = frame_for(c, m->u.frame.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
+                           m->u.frame.payload.p, m->u.frame.payload.n, &plain, cache);
     gw.stats.msgs_out++;
     gw.stats.bytes_out += m->u.frame.payload.n;
-    enqueue_data(c, b);
-    gw_blob_unref(b);
+    if (b)
+        enqueue_data(c, b);
+    gw_blob_unref(plain);
+    for (size_t i = 0; i < GW_PMD_SHARED; i++)
+        gw_blob_unref(cache[i]);
+    if (b && b != plain && c->deflater)
+        gw_blob_unref(b);
 }
 
 void gw_conn_on_broadcast(const pr_msg *m)
 {
     /* Framed once; every recipient's queue points at the same bytes. */
-    gw_blob *b = ws_frame_blob(m->u.broadcast.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
-                               m->u.broadcast.payload.p, m->u.broadcast.payload.n);
+    int op = m->u.broadcast.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT;
+    gw_blob *plain = NULL, *cache[GW_PMD_SHARED] = { 0 };
     pr_list l = m->u.broadcast.conns;
     uint64_t id, n = 0;
     while (pr_list_next_uint(&l, &id) == 0) {
         gw_conn *c = rd_map_get(&gw.conns, id);
-        if (c && c->state == GW_C_WS) {
-            enqueue_data(c, b);
-            n++;
-        }
+        if (!c || (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT))
+            continue;
+        gw_blob *b = frame_for(c, op, m->u.broadcast.payload.p, m->u.broadcast.payload.n, &plain, cache);
+        if (!b)
+            continue;
+        enqueue_data(c, b);
+        if (b != plain && c->deflater)
+            gw_blob_unref(b); /* per-connection stream: not shared */
+        n++;
     }
+    for (size_t i = 0; i < GW_PMD_SHARED; i++)
+        gw_blob_unref(cache[i]);
     gw.stats.broadcasts++;
     gw.stats.deliveries += n;
     gw.stats.msgs_out += n;
     gw.stats.bytes_out += n * m->u.broadcast.payload.n;
-    gw_blob_unref(b);
+    gw_blob_unref(plain);
 }
 
+/* The shard's CLOSE either closes a live connection (the class called
+ * roomd_conn_close) or acknowledges ours, after everything it sent before. */
 void gw_conn_on_close(gw_conn *c, const pr_msg *m)
 {
-    c->shard_open = false; /* the shard dropped its record */
-    if (c->state == GW_C_WS) {
+    switch (c->state) {
+    case GW_C_WS: {
         const char *r = m->u.close.reason.p ? m->u.close.reason.p : "";
         unsigned code = (unsigned)m->u.close.code;
         if (!ws_close_code_valid(code) || code == WS_CLOSE_NO_STATUS)
             code = WS_CLOSE_NORMAL;
         ws_send_close(c, (uint16_t)code, r, m->u.close.reason.n);
+        shard_forget(c, code, r); /* lets the shard drop its record; it acks */
         close_after_flush(c);
-    } else if (c->state == GW_C_WAIT_OPEN) {
+        break;
+    }
+    case GW_C_CLOSE_WAIT:
+        ws_send_close(c, c->close_echo, NULL, 0);
+        close_after_flush(c);
+        break;
+    case GW_C_WAIT_OPEN:
+        c->shard_open = false;
         c->state = GW_C_HTTP;
         http_error(c, 503, "the object closed the connection", NULL);
+        break;
+    default:
+        break;
     }
 }
 
@@ -1248,6 +1474,10 @@ void gw_conn_shard_lost(gw_shard *s)
         switch (c->state) {
         case GW_C_WS:
             ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
+            break;
+        case GW_C_CLOSE_WAIT:
+            ws_send_close(c, c->close_echo, NULL, 0);
+            close_after_flush(c);
             break;
         case GW_C_WAIT_OPEN:
         case GW_C_WAIT_HTTP:
@@ -1317,7 +1547,7 @@ void gw_conn_tick(void)
             /* Half the idle time passed in silence: ask. A pong (or anything)
              * resets the clock. */
             static const uint8_t probe[] = "roomd";
-            gw_blob *b = ws_frame_blob(WS_OP_PING, probe, sizeof probe - 1);
+            gw_blob *b = ws_frame_blob(WS_OP_PING, false, probe, sizeof probe - 1);
             enqueue(c, b);
             gw_blob_unref(b);
             c->ping_sent = true;

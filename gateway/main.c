@@ -78,6 +78,16 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("allowed-origins", RD_CFG_STR, allowed_origins, NULL, 0, 0, "LIST",
         "comma-separated Origin values browsers may connect from, e.g. https://app.example; "
         "a host may start with *. for any subdomain; others get 403; unset: any origin"),
+    OPT("compression", RD_CFG_BOOL, compression, "true", 0, 0, NULL,
+        "accept permessage-deflate (RFC 7692) when clients offer it"),
+    OPT("compression-context-takeover", RD_CFG_BOOL, compression_takeover, "false", 0, 0, NULL,
+        "allow per-connection compression contexts (better ratio, ~300 KiB per connection); off: "
+        "every message is compressed alone and a broadcast once for all"),
+    OPT("compression-level", RD_CFG_INT, compression_level, "1", 0, 9, "N", "zlib level for outgoing messages"),
+    OPT("compression-window-bits", RD_CFG_INT, compression_window, "15", 9, 15, "N",
+        "largest deflate window, both directions"),
+    OPT("compression-min-size", RD_CFG_SIZE, compression_min, "64", 0, 1 << 20, "BYTES",
+        "outgoing messages smaller than this are sent uncompressed"),
     OPT("drain-timeout", RD_CFG_MS, drain_timeout, "5s", 0, 600000, "DURATION",
         "on SIGTERM: time to close every client with 1001 and flush before exiting"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -273,6 +283,16 @@ int main(int argc, char **argv)
     }
     if (gw.cfg.allowed_origins && gw.cfg.allowed_origins[0] && split_origins(err) < 0)
         goto fail_cfg;
+    gw.pmd_policy = (ws_pmd_policy){
+        .enabled = gw.cfg.compression,
+        .server_context_takeover = gw.cfg.compression_takeover,
+        .client_context_takeover = gw.cfg.compression_takeover,
+        .max_window_bits = (uint8_t)gw.cfg.compression_window,
+        .mem_level = 8,
+        .level = (int)gw.cfg.compression_level,
+    };
+    if (ws_pmd_policy_check(&gw.pmd_policy, err) < 0)
+        goto fail_cfg;
     bool want_plain = gw.cfg.listen && gw.cfg.listen[0];
     bool want_tls = gw.cfg.tls_listen && gw.cfg.tls_listen[0];
     if (want_tls && (!gw.cfg.cert || !gw.cfg.key)) {
@@ -380,6 +400,12 @@ int main(int argc, char **argv)
         free(gw.origins[i]);
     free(gw.origins);
     rd_map_free(&gw.ips);
+    for (size_t i = 0; i < gw.ndeflaters; i++)
+        ws_deflater_free(gw.deflaters[i]);
+    for (size_t i = 0; i < gw.ninflaters; i++)
+        ws_inflater_free(gw.inflaters[i]);
+    rd_buf_free(&gw.inflated);
+    rd_buf_free(&gw.deflated);
     if (gw.ssl_ctx)
         SSL_CTX_free(gw.ssl_ctx);
     free(gw.scratch);

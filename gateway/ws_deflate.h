@@ -10,7 +10,7 @@
  *     (ws_event.compressed), with a hard cap on the output.
  *
  * Memory and sharing. zlib state is big (a deflater with a 15-bit window and
- * memLevel 8 is ~256 KiB, an inflater ~40 KiB), so state is only kept per
+ * memLevel 8 is ~262 KiB, an inflater ~39 KiB), so state is only kept per
  * connection when context takeover is negotiated for that direction:
  *   - a deflater for "server_no_context_takeover" resets after every message
  *     and carries nothing from one message to the next. ONE such deflater can
@@ -120,11 +120,11 @@ void ws_deflater_free(ws_deflater *d); /* NULL is a no-op */
 
 /* Compress one whole message in[0..len) and append the payload to out
  * (Z_SYNC_FLUSH output without its trailing 00 00 ff ff, RFC 7692 §7.2.1;
- * an empty message with a fresh context gives the single byte 00). in is
- * only read during the call. Returns 0, or -EIO if zlib fails (it does not
- * with valid use); out is then unchanged, the deflater is reset, and a
- * connection with context takeover must be closed (1011) since the peer's
- * context no longer matches. */
+ * an empty message is always the single byte 00, an empty stored block,
+ * §7.2.3.6). in is only read during the call and may be NULL when len is 0.
+ * Returns 0, or -EIO if zlib fails (it does not with valid use); out is then
+ * unchanged, the deflater is reset, and a connection with context takeover
+ * must be closed (1011) since the peer's context no longer matches. */
 int ws_deflater_message(ws_deflater *d, const uint8_t *in, size_t len, rd_buf *out);
 
 /* True when the deflater keeps nothing between messages (shareable). */

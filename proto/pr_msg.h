@@ -11,7 +11,11 @@
  *                 remote, query, headers{str:str}]          flags: PR_OPEN_RESUMED
  *  ACCEPT      [3, conn, subprotocol|nil]
  *  REJECT      [4, conn, status, body]
- *  CLOSE       [5, conn, code, reason]                     either direction
+ *  CLOSE       [5, conn, code, reason]                     either direction; the shard
+ *                                                          answers every gateway CLOSE
+ *                                                          with one (an acknowledgement
+ *                                                          that follows all its output
+ *                                                          for that connection)
  *  FRAME       [6, conn, opcode, payload(bin)]             gateway -> shard
  *  SEND        [7, conn, opcode, payload(bin)]             shard -> gateway
  *  BROADCAST   [8, opcode, payload(bin), conns[uint]]      shard -> gateway, one per gateway

@@ -245,13 +245,17 @@ static void handle_frame(sh_link *l, const pr_msg *m)
     o->busy--;
 }
 
+/* The gateway's CLOSE is always acknowledged with a CLOSE for the same id,
+ * after everything this shard sent that connection before: the gateway
+ * answers the client's close frame only then, so replies are not cut off. */
 static void handle_close(sh_link *l, const pr_msg *m)
 {
     roomd_conn *c = rd_map_get(&l->conns, m->u.close.conn);
-    if (!c)
-        return;
-    conn_gone(c, (int)m->u.close.code, m->u.close.reason.p ? m->u.close.reason.p : "",
-              m->u.close.reason.n);
+    if (c)
+        conn_gone(c, (int)m->u.close.code, m->u.close.reason.p ? m->u.close.reason.p : "",
+                  m->u.close.reason.n);
+    pr_enc_close(&l->out, m->u.close.conn, (unsigned)m->u.close.code, NULL, 0);
+    sh_link_want_flush(l);
 }
 
 static void handle_http(sh_link *l, const pr_msg *m)

@@ -67,6 +67,9 @@ def test_shard_speaks_the_documented_protocol(roomd):
     rej = link.recv()
     assert rej[:3] == [REJECT, 2, 404]
     link.send([CLOSE, 1, 1000, ""])
+    assert link.recv() == [CLOSE, 1, 1000, None]  # acknowledged after its output
+    link.send([CLOSE, 99, 1006, ""])              # unknown ids are acknowledged too
+    assert link.recv() == [CLOSE, 99, 1006, None]
     link.send([OPEN, 3, "chat/direct", "a", 0, 0, "", "", "", {}])
     link.send([OPEN, 4, "chat/direct", "b", 0, 0, "", "", "", {}])
     assert link.recv()[:2] == [ACCEPT, 3]

@@ -315,11 +315,16 @@ class Deflater:
         return out[:-4]
 
 
-def deflate_raw(data, bits=15):
-    """One message compressed independently (what a client without context
-    takeover sends)."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -bits)
-    out = c.compress(bytes(data)) + c.flush(zlib.Z_SYNC_FLUSH)
+def deflate_raw(data, bits=15, level=9, final=False, strategy=zlib.Z_DEFAULT_STRATEGY):
+    """One message compressed on its own (valid with or without context
+    takeover): Z_SYNC_FLUSH and the 00 00 ff ff tail removed, or (final)
+    ended with a BFINAL block and nothing removed (RFC 7692 7.2.3.4)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -max(bits, 9), 8, strategy)
+    out = c.compress(bytes(data))
+    if final:
+        return out + c.flush(zlib.Z_FINISH)
+    out += c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(DEFLATE_TAIL)
     return out[:-4]
 
 
@@ -502,6 +507,13 @@ class Conn:
             data = fragments(opcode, payload, frag, rsv_first=rsv)
         self.send(data, chop=chop)
 
+    def z(self, data, **kw):
+        """`data` compressed on its own within the agreed client window."""
+        assert self.deflater is not None, "permessage-deflate was not negotiated"
+        kw.setdefault("bits", self.deflater.bits)
+        kw.setdefault("strategy", self.deflater.strategy)
+        return deflate_raw(data, **kw)
+
     def send_close(self, code=None, reason=b"", **kw):
         self.send_frame(OP_CLOSE, close_payload(code, reason), **kw)
 
@@ -515,6 +527,8 @@ class Conn:
             raise AssertionError("no data from the server within %.0f s" % self.timeout) from None
         except ConnectionResetError:
             raise AssertionError("the server reset the connection (RST) instead of closing it") from None
+        finally:
+            self.sock.settimeout(self.timeout)   # writes keep the full timeout
         if self.pos > 1 << 20:
             del self.buf[:self.pos]
             self.pos = 0

@@ -185,9 +185,10 @@ typedef struct nego_case {
 
 static const nego_case nego_cases[] = {
     /* Browsers and libraries. */
-    { "permessage-deflate", P_DEF, 1, NT, ACC(true, true, 15, 15) },              /* Firefox */
-    { "permessage-deflate; client_max_window_bits", P_DEF, 1, NT,                  /* Chrome, websockets, ws */
-      ACC(true, true, 15, 15) },
+    /* Firefox */
+    { "permessage-deflate", P_DEF, 1, NT, ACC(true, true, 15, 15) },
+    /* Chrome, Python websockets, Node ws */
+    { "permessage-deflate; client_max_window_bits", P_DEF, 1, NT, ACC(true, true, 15, 15) },
     { "permessage-deflate", P_TAKE, 1, "permessage-deflate", ACC(false, false, 15, 15) },
     { "permessage-deflate; client_max_window_bits", P_TAKE, 1, "permessage-deflate",
       ACC(false, false, 15, 15) },
@@ -225,8 +226,9 @@ static const nego_case nego_cases[] = {
       "server_max_window_bits=15; client_max_window_bits=15", P_CAP10, 1,
       NT "; server_max_window_bits=10; client_max_window_bits=10", ACC(true, true, 10, 10) },
     /* Several offers: a declined one is skipped. */
-    { "permessage-deflate; server_max_window_bits=7, permessage-deflate; server_max_window_bits=9",
-      P_TAKE, 1, "permessage-deflate; server_max_window_bits=9", ACC(false, false, 9, 15) },
+    { "permessage-deflate; server_max_window_bits=7, "
+      "permessage-deflate; server_max_window_bits=9", P_TAKE, 1,
+      "permessage-deflate; server_max_window_bits=9", ACC(false, false, 9, 15) },
     { "permessage-deflate; foo, permessage-deflate; bar, permessage-deflate", P_DEF, 1, NT,
       ACC(true, true, 15, 15) },
     { "permessage-deflate; client_max_window_bits=8; client_no_context_takeover, "
