@@ -968,6 +968,15 @@ def negotiated(ep, case, offer):
     return c
 
 
+def window_probe(c):
+    """A message whose only repeats lie just beyond the agreed server window
+    (an incompressible block of 2**bits + 50 bytes, three times): a server
+    that compresses it with a larger window than it agreed to produces
+    back-references that wsconf's inflater, sized to the agreement, rejects."""
+    bits = int(dict(c.pmd).get("server_max_window_bits") or 15) if c.pmd is not None else 15
+    return (OP_BINARY, binary_of_len((1 << bits) + 50, seed=bits) * 3)
+
+
 def round_trip(c, msgs, frag=None, compress=True):
     for op, p in msgs:
         c.send_message(op, p, frag=frag, compress=compress)
@@ -1140,7 +1149,7 @@ def test_13_autobahn_offers(ep, offers, size, frag):
     with connect_offering(ep, "13", offers_header(offers)) as c:
         agreed = check_agreement(c, offers)
         msgs = [(OP_TEXT, corpus(size, False, seed=s)) for s in range(3)]
-        round_trip(c, msgs, frag=frag, compress=agreed)
+        round_trip(c, msgs + [window_probe(c)], frag=frag, compress=agreed)
         close_cleanly(c)
 
 
@@ -1155,7 +1164,8 @@ def test_13_negotiation_matrix(ep, cmwb, smwb):
     8..15) and server_max_window_bits (absent, 8..15): the handshake always
     succeeds; the answer is a valid agreement (server_max_window_bits=8 may
     instead be declined); with an agreement a compressed text and binary
-    message round trip."""
+    message round trip, and the server's compressed replies keep to the
+    agreed window (window_probe)."""
     for cnct in (False, True):
         for snct in (False, True):
             offer = []
@@ -1169,8 +1179,8 @@ def test_13_negotiation_matrix(ep, cmwb, smwb):
                 offer.append(("server_max_window_bits", smwb))
             with connect_offering(ep, "13.8", offer_string(offer)) as c:
                 agreed = check_agreement(c, [offer])
-                round_trip(c, [(OP_TEXT, corpus(2000, False)), (OP_BINARY, corpus(3000, True))],
-                           compress=agreed)
+                round_trip(c, [(OP_TEXT, corpus(2000, False)), (OP_BINARY, corpus(3000, True)),
+                               window_probe(c)], compress=agreed)
                 close_cleanly(c)
 
 
