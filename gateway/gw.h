@@ -93,6 +93,7 @@ typedef struct gw_conn {
     bool head_request;
     bool ping_sent;           /* idle probe outstanding */
     uint16_t close_echo;      /* CLOSE_WAIT: the code to answer with (0: empty close) */
+    const char *close_reason; /* CLOSE_WAIT: static or the reader's, NULL for none */
     bool over_ip_limit;       /* answer the first request with 429 */
     bool link_paused;         /* reading stopped: the shard link is full */
     uint32_t tokens;          /* message-rate bucket, in thousandths of a message */

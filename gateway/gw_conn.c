@@ -946,6 +946,25 @@ static size_t handle_http(gw_conn *c, uint8_t *p, size_t n)
 
 /* --- WebSocket input ----------------------------------------------------- */
 
+/* Close the WebSocket with code/reason once the shard has acknowledged, so
+ * replies to what the client sent before are delivered first (the shard's
+ * CLOSE follows all its output for the connection). reason must outlive the
+ * wait: static, or the reader's error text. */
+static void close_after_shard(gw_conn *c, uint16_t code, const char *reason, unsigned shard_code)
+{
+    bool linked = c->shard_open && c->shard && c->shard->fd >= 0 && c->shard->gen == c->shard_gen;
+    c->close_echo = code;
+    c->close_reason = reason;
+    shard_forget(c, shard_code, reason ? reason : "");
+    if (linked) {
+        c->state = GW_C_CLOSE_WAIT;
+        tq_add(c, GW_TQ_CLOSE, gw.cfg.close_timeout);
+    } else {
+        ws_send_close(c, code, reason, reason ? strlen(reason) : 0);
+        close_after_flush(c);
+    }
+}
+
 /* Token bucket in thousandths of a message: --msg-rate per second sustained,
  * --msg-burst at once. False (and the connection closing) when empty. */
 static bool rate_take(gw_conn *c)
@@ -1068,27 +1087,18 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
         }
         case WS_EV_PONG:
             break;
-        case WS_EV_CLOSE: {
-            /* Replies to the messages before the close may still be on their
-             * way from the shard: tell it, and answer the close (echoing the
-             * code; none -> empty close) when it acknowledges, after them. */
-            c->close_echo = ev.close_code == WS_CLOSE_NO_STATUS ? 0 : ev.close_code;
-            bool linked = c->shard_open && c->shard && c->shard->fd >= 0 && c->shard->gen == c->shard_gen;
-            shard_forget(c, ev.close_code, "");
-            if (linked) {
-                c->state = GW_C_CLOSE_WAIT;
-                tq_add(c, GW_TQ_CLOSE, gw.cfg.close_timeout);
-            } else {
-                ws_send_close(c, c->close_echo, NULL, 0);
-                close_after_flush(c);
-            }
+        case WS_EV_CLOSE:
+            /* Echo the code (none -> empty close), after the replies. */
+            close_after_shard(c, ev.close_code == WS_CLOSE_NO_STATUS ? 0 : ev.close_code, NULL,
+                              ev.close_code);
             return n;
-        }
         case WS_EV_ERROR:
             gw.stats.closed_protocol++;
             rd_debug("msg=\"websocket protocol error\" conn=%llu code=%u reason=\"%s\"",
                      (unsigned long long)c->id, ev.close_code, ev.reason);
-            ws_fail(c, ev.close_code, ev.reason);
+            /* The messages before the bad frame were fine: their replies go
+             * out first, then the close with the error. */
+            close_after_shard(c, ev.close_code, ev.reason, ev.close_code);
             return n;
         }
     }
@@ -1403,7 +1413,7 @@ void gw_conn_on_close(gw_conn *c, const pr_msg *m)
         break;
     }
     case GW_C_CLOSE_WAIT:
-        ws_send_close(c, c->close_echo, NULL, 0);
+        ws_send_close(c, c->close_echo, c->close_reason, c->close_reason ? strlen(c->close_reason) : 0);
         close_after_flush(c);
         break;
     case GW_C_WAIT_OPEN:
@@ -1476,7 +1486,8 @@ void gw_conn_shard_lost(gw_shard *s)
             ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
             break;
         case GW_C_CLOSE_WAIT:
-            ws_send_close(c, c->close_echo, NULL, 0);
+            ws_send_close(c, c->close_echo, c->close_reason,
+                          c->close_reason ? strlen(c->close_reason) : 0);
             close_after_flush(c);
             break;
         case GW_C_WAIT_OPEN:

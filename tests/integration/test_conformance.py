@@ -30,7 +30,7 @@ import pytest
 
 from wsconf import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
                     RSV1, RSV2, RSV3, Endpoint, HandshakeRefused, binary_of_len, close_payload,
-                    deflate_raw, fragments, frame, offer_string, parse_extensions,
+                    deflate_max_distance, deflate_raw, fragments, frame, offer_string, parse_extensions,
                     pmd_offer_valid, pmd_response_problems, text_of_len, utf8_fail_index)
 
 MIB = 1 << 20
@@ -253,14 +253,13 @@ def test_3_reserved_bits(ep, request, op, payload, rsv, before):
 @pytest.mark.parametrize("rsv", [pytest.param(r, id="3.6.%d" % r) for r in range(1, 8)])
 def test_3_reserved_bits_pipelined(ep, rsv):
     """Autobahn 3.2-3.4's shape: valid text, bad frame and ping in one write.
-    EITHER the valid message's echo then the close, OR the close alone
-    (Autobahn grades the latter NON-STRICT: the echo of a message the server
-    received before failing the connection may be lost). Never a pong."""
+    The valid message's echo, then the close (strict: the server delivers the
+    replies to what it accepted before failing the connection). Never a pong."""
     with ep.connect(path("3.6.%d" % rsv)) as c:
         c.send(frame(OP_TEXT, b"Hello, world!") + frame(OP_TEXT, b"Hello, world!", rsv=rsv) +
                frame(OP_PING, b""))
         events, code, reason = c.recv_until_close()
-        assert events in ([], [(OP_TEXT, b"Hello, world!")]), events
+        assert events == [(OP_TEXT, b"Hello, world!")], events
         assert code == 1002, (code, reason)
         assert c.expect_eof()
     still_serving(ep)
@@ -426,12 +425,11 @@ def test_5_fragmentation(ep, request, steps, end):
 
 def test_5_15_message_then_broken_continuation(ep):
     """5.15: text fragmented in two (complete), then a continuation with no
-    message open. EITHER the echo then 1002, OR 1002 alone (Autobahn's
-    NON-STRICT: the echo may be lost when the server fails the connection)."""
+    message open: the echo, then 1002 (strict)."""
     with ep.connect(path("5.15")) as c:
         c.send(T(b"fragment1", False) + C(b"fragment2") + C(b"fragment3", False) + T(b"fragment4"))
         events, code, reason = c.recv_until_close()
-        assert events in ([], [(OP_TEXT, b"fragment1fragment2")]), events
+        assert events == [(OP_TEXT, b"fragment1fragment2")], events
         assert code == 1002, (code, reason)
         assert c.expect_eof()
     still_serving(ep)
@@ -971,8 +969,8 @@ def negotiated(ep, case, offer):
 def window_probe(c):
     """A message whose only repeats lie just beyond the agreed server window
     (an incompressible block of 2**bits + 50 bytes, three times): a server
-    that compresses it with a larger window than it agreed to produces
-    back-references that wsconf's inflater, sized to the agreement, rejects."""
+    compressing with a larger window than agreed would refer back 2**bits +
+    50 bytes. (test_13_server_window decodes the server's reply to check.)"""
     bits = int(dict(c.pmd).get("server_max_window_bits") or 15) if c.pmd is not None else 15
     return (OP_BINARY, binary_of_len((1 << bits) + 50, seed=bits) * 3)
 
@@ -1150,6 +1148,30 @@ def test_13_autobahn_offers(ep, offers, size, frag):
         agreed = check_agreement(c, offers)
         msgs = [(OP_TEXT, corpus(size, False, seed=s)) for s in range(3)]
         round_trip(c, msgs + [window_probe(c)], frag=frag, compress=agreed)
+        close_cleanly(c)
+
+
+@pytest.mark.parametrize("bits", [pytest.param(b, id="13.11.%d" % b) for b in range(8, 16)])
+def test_13_server_window(ep, bits):
+    """13.11: after agreeing to server_max_window_bits=N (N=8 may be
+    declined), the server's compressed messages never refer further back
+    than 2**N bytes: its reply to a window probe and to a text corpus,
+    decoded by a pure-Python inflater that records every distance."""
+    header = "permessage-deflate; server_max_window_bits=%d" % bits
+    with connect_offering(ep, "13.11", header) as c:
+        if not check_agreement(c, [[("server_max_window_bits", str(bits))]]):
+            close_cleanly(c)
+            return
+        assert int(dict(c.pmd)["server_max_window_bits"]) <= bits
+        agreed = int(dict(c.pmd)["server_max_window_bits"])
+        for op, p in (window_probe(c), (OP_TEXT, corpus(3 << agreed, False, seed=bits))):
+            c.send_message(op, p)
+            assert c.recv() == (op, p)
+            compressed, raw = c.last_raw
+            assert compressed, "the server did not compress a %d-byte compressible message" % len(p)
+            out, dist = deflate_max_distance(raw)
+            assert out == p
+            assert dist <= 1 << agreed, "back-reference of %d bytes with a %d-bit window" % (dist, agreed)
         close_cleanly(c)
 
 

@@ -329,13 +329,14 @@ def deflate_raw(data, bits=15, level=9, final=False, strategy=zlib.Z_DEFAULT_STR
 
 
 class Inflater:
-    """Decompression of the server's messages per the agreement."""
+    """Decompression of the server's messages per the agreement. (zlib's
+    inflate does not enforce the window size it is given: a back-reference
+    beyond it still decodes when the data is in its output. Window
+    compliance is checked with deflate_max_distance instead.)"""
 
     def __init__(self, params):
         p = dict(params)
         self.independent = "server_no_context_takeover" in p
-        # Inflating with the agreed window proves the server kept to it: a
-        # back-reference further than 2**bits fails ("distance too far back").
         self.bits = int(p["server_max_window_bits"]) if p.get("server_max_window_bits") else 15
         self.obj = None
 
@@ -349,6 +350,127 @@ class Inflater:
                                  % (self.bits, e)) from None
         assert not self.obj.unconsumed_tail, "server message inflates beyond %d bytes" % limit
         return out
+
+
+class _Bits:
+    def __init__(self, data):
+        self.data, self.pos, self.bit = data, 0, 0
+
+    def get(self, n):
+        v = 0
+        for i in range(n):
+            if self.pos >= len(self.data):
+                raise EOFError
+            v |= ((self.data[self.pos] >> self.bit) & 1) << i
+            self.bit += 1
+            if self.bit == 8:
+                self.bit, self.pos = 0, self.pos + 1
+        return v
+
+    def align(self):
+        if self.bit:
+            self.bit, self.pos = 0, self.pos + 1
+
+    def at_end(self):
+        return self.pos >= len(self.data)
+
+
+def _huffman(lengths):
+    codes, code, table = {}, 0, {}
+    bl_count = [0] * 16
+    for ln in lengths:
+        bl_count[ln] += 1
+    bl_count[0] = 0
+    next_code = [0] * 16
+    for b in range(1, 16):
+        code = (code + bl_count[b - 1]) << 1
+        next_code[b] = code
+    for sym, ln in enumerate(lengths):
+        if ln:
+            table[(ln, next_code[ln])] = sym
+            next_code[ln] += 1
+    return table
+
+
+def _decode(bits, table):
+    code = ln = 0
+    while True:
+        code = (code << 1) | bits.get(1)
+        ln += 1
+        sym = table.get((ln, code))
+        if sym is not None:
+            return sym
+        if ln > 15:
+            raise ValueError("bad Huffman code")
+
+
+_LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115,
+          131, 163, 195, 227, 258]
+_LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
+_DBASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+          2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577]
+_DEXT = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
+_FIXED_LIT = _huffman([8] * 144 + [9] * 112 + [7] * 24 + [8] * 8)
+_FIXED_DIST = _huffman([5] * 30)
+
+
+def deflate_max_distance(data):
+    """Decode one raw DEFLATE message (as sent, without the 00 00 ff ff
+    tail) in pure Python: (output, the longest back-reference distance
+    used). Slow; meant for probe messages of some KiB."""
+    bits = _Bits(bytes(data) + DEFLATE_TAIL)
+    out = bytearray()
+    maxd = 0
+    while not bits.at_end():
+        final = bits.get(1)
+        btype = bits.get(2)
+        if btype == 0:
+            bits.align()
+            n = bits.get(16)
+            assert bits.get(16) == n ^ 0xFFFF, "stored block LEN/NLEN mismatch"
+            out += bits.data[bits.pos:bits.pos + n]
+            bits.pos += n
+        elif btype in (1, 2):
+            if btype == 1:
+                lit, dist = _FIXED_LIT, _FIXED_DIST
+            else:
+                hlit, hdist, hclen = bits.get(5) + 257, bits.get(5) + 1, bits.get(4) + 4
+                order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
+                cl = [0] * 19
+                for i in range(hclen):
+                    cl[order[i]] = bits.get(3)
+                clt = _huffman(cl)
+                lens = []
+                while len(lens) < hlit + hdist:
+                    sym = _decode(bits, clt)
+                    if sym < 16:
+                        lens.append(sym)
+                    elif sym == 16:
+                        lens += [lens[-1]] * (3 + bits.get(2))
+                    elif sym == 17:
+                        lens += [0] * (3 + bits.get(3))
+                    else:
+                        lens += [0] * (11 + bits.get(7))
+                lit, dist = _huffman(lens[:hlit]), _huffman(lens[hlit:])
+            while True:
+                sym = _decode(bits, lit)
+                if sym < 256:
+                    out.append(sym)
+                elif sym == 256:
+                    break
+                else:
+                    n = _LBASE[sym - 257] + bits.get(_LEXT[sym - 257])
+                    ds = _decode(bits, dist)
+                    d = _DBASE[ds] + bits.get(_DEXT[ds])
+                    assert d <= len(out), "back-reference before the start of the message"
+                    maxd = max(maxd, d)
+                    for _ in range(n):
+                        out.append(out[-d])
+        else:
+            raise AssertionError("reserved DEFLATE block type")
+        if final:
+            break
+    return bytes(out), maxd
 
 
 # --- connections ----------------------------------------------------------------
@@ -611,6 +733,7 @@ class Conn:
             self.msg_parts.append(f.payload)
             if f.fin:
                 op, data = self.msg_op, b"".join(self.msg_parts)
+                self.last_raw = (self.msg_rsv1, data)   # as sent, for window checks
                 if self.msg_rsv1:
                     data = self.inflater.inflate(data)
                 self.msg_op, self.msg_parts = None, []
