@@ -32,10 +32,10 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("shards", RD_CFG_INT, shards, "4", 1, 256, "N",
         "spawn mode: start and supervise N shard processes named shard-0..shard-N-1"),
     OPT("shard-bin", RD_CFG_STR, shard_bin, NULL, 0, 0, "PATH",
-        "roomd-shard binary (default: next to this binary, or ../shard/, or $PATH)"),
+        "roomd-shard binary; unset: next to this binary, then ../shard/, then $PATH"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
-    OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links (default: gw-<host>-<pid>)"),
+    OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),
     OPT("log-level", RD_CFG_STR, log_level, "info", 0, 0, "LEVEL", "error, warn, info or debug"),
     OPT("config", RD_CFG_STR, config, NULL, 0, 0, "FILE",
         "read options from FILE (name = value lines); ROOMD_* and flags override it"),
@@ -99,7 +99,7 @@ static void usage(FILE *f)
                "Accepts HTTP and WebSocket clients and routes /<class>/<name> to the shard\n"
                "owning that object.\n\n"
                "Options (each also settable as ROOMD_<NAME> in the environment,\n"
-               "e.g. ROOMD_TLS_LISTEN, or in a --config file):\n");
+               "e.g. ROOMD_TLS_LISTEN, or in a --config file; on/off options take --no-<name>):\n");
     rd_cfg_help(gateway_opts, f);
     fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
             "print the version and exit");
