@@ -221,3 +221,38 @@ def test_stalled_shard_pauses_its_clients_and_loses_nothing(make):
             await sender
     asyncio.run(asyncio.wait_for(go(), 120))
     bystander_ok(r)
+
+
+def test_decompression_bomb_closes_with_1009(make):
+    """A 40 KB compressed message that inflates to 16 MB: close 1009 as soon
+    as the limit is crossed, and the gateway keeps serving."""
+    import zlib
+    r = make()
+    w = RawWS("127.0.0.1", r.port, "/mirror/bomb",
+              headers=("Sec-WebSocket-Extensions: permessage-deflate",))
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = co.compress(b"\0" * (16 << 20)) + co.flush(zlib.Z_SYNC_FLUSH)
+    assert bomb.endswith(b"\x00\x00\xff\xff") and len(bomb) < 100_000
+    w.send_frame(2, bomb[:-4], rsv=4)
+    assert w.expect_close() == (1009, "message too large")
+    bystander_ok(r)
+
+
+def test_broadcast_is_compressed_once_for_all_members(make):
+    r = make()
+    before = metric(r, "roomd_compressed_messages_total", '{direction="out"}')
+
+    async def go():
+        members = [await websockets.connect(r.ws + "/chat/deflated") for _ in range(6)]
+        for ws in members:  # Python's websockets offers permessage-deflate
+            assert ws.extensions and ws.extensions[0].name == "permessage-deflate"
+        text = '{"type":"ROOM:MESSAGE","payload":{"user":"ada","text":"%s"}}' % ("hello " * 40)
+        await members[0].send(text)
+        for ws in members[1:]:
+            assert await asyncio.wait_for(ws.recv(), 10) == text
+        for ws in members:
+            await ws.close()
+    asyncio.run(asyncio.wait_for(go(), 30))
+    # Five recipients, one compression.
+    assert metric(r, "roomd_compressed_messages_total", '{direction="out"}') - before == 1
+    assert metric(r, "roomd_compression_memory_bytes", '{kind="per_connection"}') == 0
