@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gw.h"
+#include "pr_link.h"
 #include "rd_log.h"
 
 #define LINK_READ_CHUNK (256 * 1024)
@@ -247,46 +248,26 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
     }
 }
 
+static int on_frame(void *arg, const uint8_t *body, size_t len)
+{
+    gw_shard *s = arg;
+    uint32_t gen = s->gen;
+    dispatch(s, body, len);
+    return s->gen != gen; /* the link went down while dispatching */
+}
+
 static void link_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     gw_shard *s = arg;
     uint32_t gen = s->gen;
-    for (int rounds = 0; rounds < 4; rounds++) {
-        uint8_t *w = rd_buf_reserve(&s->in, LINK_READ_CHUNK);
-        ssize_t n = recv(fd, w, LINK_READ_CHUNK, 0);
-        if (n == 0) {
-            link_down(s, "shard closed the link");
-            return;
-        }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            link_down(s, strerror(errno));
-            return;
-        }
-        rd_buf_commit(&s->in, (size_t)n);
-        for (;;) {
-            const uint8_t *body;
-            size_t blen;
-            int r = pr_frame_next(rd_buf_data(&s->in), rd_buf_avail(&s->in), PR_FRAME_MAX, &body, &blen);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                rd_err("msg=\"oversized frame from shard\" shard=%s", s->name);
-                link_down(s, "oversized frame");
-                return;
-            }
-            dispatch(s, body, blen);
-            if (s->gen != gen)
-                return; /* the link went down while dispatching */
-            rd_buf_consume(&s->in, (size_t)r);
-        }
-        if ((size_t)n < LINK_READ_CHUNK)
-            break;
+    const char *why;
+    if (pr_link_read(fd, &s->in, LINK_READ_CHUNK, PR_FRAME_MAX, on_frame, s, &why) < 0) {
+        if (strcmp(why, "frame exceeds the size cap") == 0)
+            rd_err("msg=\"oversized frame from shard\" shard=%s", s->name);
+        link_down(s, why);
+        return;
     }
-    if (!rd_buf_avail(&s->in))
+    if (s->gen == gen && !rd_buf_avail(&s->in))
         rd_buf_reset(&s->in, 1u << 20);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "rd_log.h"
+#include "pr_link.h"
 #include "sh.h"
 
 #define SH_READ_CHUNK (64 * 1024)
@@ -187,45 +188,22 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
     }
 }
 
+static int on_frame(void *arg, const uint8_t *body, size_t len)
+{
+    sh_link *l = arg;
+    dispatch(l, body, len);
+    return l->closing;
+}
+
 static void link_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     sh_link *l = arg;
-    for (int rounds = 0; rounds < 4 && !l->closing; rounds++) {
-        uint8_t *w = rd_buf_reserve(&l->in, SH_READ_CHUNK);
-        ssize_t n = recv(fd, w, SH_READ_CHUNK, 0);
-        if (n == 0) {
-            sh_link_close(l, "gateway closed the link");
-            return;
-        }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            sh_link_close(l, strerror(errno));
-            return;
-        }
-        rd_buf_commit(&l->in, (size_t)n);
-        for (;;) {
-            const uint8_t *body;
-            size_t blen;
-            int r = pr_frame_next(rd_buf_data(&l->in), rd_buf_avail(&l->in), sh.cfg.max_frame,
-                                  &body, &blen);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                sh_link_close(l, "frame exceeds the size cap");
-                return;
-            }
-            dispatch(l, body, blen);
-            if (l->closing)
-                return;
-            rd_buf_consume(&l->in, (size_t)r);
-        }
-        if ((size_t)n < SH_READ_CHUNK)
-            break;
+    const char *why;
+    if (pr_link_read(fd, &l->in, SH_READ_CHUNK, sh.cfg.max_frame, on_frame, l, &why) < 0) {
+        sh_link_close(l, why);
+        return;
     }
-    if (!rd_buf_avail(&l->in))
+    if (!l->closing && !rd_buf_avail(&l->in))
         rd_buf_reset(&l->in, 256u << 10);
 }
 
