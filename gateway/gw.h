@@ -92,6 +92,9 @@ typedef struct gw_conn {
     bool keep_alive;          /* for the HTTP request being answered */
     bool head_request;
     bool ping_sent;           /* idle probe outstanding */
+    bool resume_wait;         /* its shard restarted: reading paused until OPEN{resumed} is accepted */
+    uint8_t client_id[16];    /* UUIDv7, the same across shard restarts */
+    uint64_t connected_at;    /* ms since the epoch */
     uint16_t close_echo;      /* CLOSE_WAIT: the code to answer with (0: empty close) */
     const char *close_reason; /* CLOSE_WAIT: static or the reader's, NULL for none */
     bool over_ip_limit;       /* answer the first request with 429 */
@@ -130,6 +133,7 @@ struct gw_shard {
     rd_buf out;
     gw_shard *flush_next;
     bool full;                /* out above the high watermark: feeding clients paused */
+    uint64_t down_since_ms;   /* link lost at (monotonic); 0 while up */
     struct gw_conn *paused;   /* clients waiting for this link to drain */
     char **classes;
     size_t nclasses;
@@ -163,6 +167,7 @@ typedef struct gw_config {
     uint64_t close_timeout;
     int64_t max_connections;
     uint64_t max_key;
+    uint64_t resume_timeout;
     int64_t max_per_ip;
     uint64_t idle_timeout;
     int64_t msg_rate;
@@ -200,6 +205,8 @@ typedef struct gw_stats {
     uint64_t link_pauses;           /* clients paused because their shard link was full */
     uint64_t accept_pauses;
     uint64_t pings_sent;
+    uint64_t resumed;               /* connections re-opened on a restarted shard */
+    uint64_t resume_failed;
     uint64_t compressed_out;        /* messages sent compressed (per compression, not per recipient) */
     uint64_t compressed_in;
     uint64_t pmd_conns;             /* connections with per-connection zlib state now */
@@ -269,6 +276,8 @@ void gw_conn_on_close(gw_conn *c, const pr_msg *m);
 void gw_conn_on_http_res(gw_conn *c, const pr_msg *m);
 /* The shard's link went down: fail everything routed to it. */
 void gw_conn_shard_lost(gw_shard *s);
+/* The shard's link is up again: re-open its connections, resumed. */
+void gw_conn_shard_up(gw_shard *s);
 void gw_conn_close_all(uint16_t code, const char *reason);
 void gw_conn_kill_all(void);
 void gw_metrics_render(rd_buf *b);

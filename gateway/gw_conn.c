@@ -524,6 +524,9 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_accept_pauses_total", "counter", "Times accepting paused (limit or descriptors).",
            NULL, st->accept_pauses);
     metric(b, "roomd_pings_sent_total", "counter", "Idle probes sent.", NULL, st->pings_sent);
+    metric(b, "roomd_resumed_total", "counter", "WebSockets re-opened on a restarted shard, by result.",
+           "{result=\"ok\"}", st->resumed);
+    metric(b, "roomd_resumed_total", NULL, NULL, "{result=\"failed\"}", st->resume_failed);
     metric(b, "roomd_compressed_messages_total", "counter",
            "permessage-deflate messages (out: compressions, shared by all recipients of a broadcast).",
            "{direction=\"in\"}", st->compressed_in);
@@ -848,8 +851,9 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     size_t start = pr_frame_begin(b);
     if (upgrade) {
         char client_id[RD_UUID_STR_LEN + 1];
-        rd_uuid7_str(client_id);
-        /* The accept key rides in the connection until ACCEPT; keep it in key's tail. */
+        rd_uuid7(c->client_id);
+        rd_uuid_format(c->client_id, client_id);
+        c->connected_at = rd_wall_ms();
         /* The accept key and the extension answer ride in the key's tail
          * until the shard accepts: "class/name\0accept\0extensions\0". */
         size_t el = strlen(ext_resp);
@@ -861,7 +865,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, klen);
         pr_mp_put_str(b, client_id, RD_UUID_STR_LEN);
-        pr_mp_put_uint(b, rd_wall_ms());
+        pr_mp_put_uint(b, c->connected_at);
         pr_mp_put_uint(b, 0);
         pr_mp_put_str(b, protos ? protos : "", protos_len);
         pr_mp_put_str(b, c->remote, strlen(c->remote));
@@ -1305,6 +1309,12 @@ bool gw_conn_flush_pending(void)
 
 void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
 {
+    if (c->resume_wait && c->state == GW_C_WS) {
+        c->resume_wait = false;
+        gw.stats.resumed++;
+        resume_reading(c);
+        return;
+    }
     if (c->state != GW_C_WAIT_OPEN)
         return;
     size_t klen = strlen(c->key);
@@ -1339,6 +1349,15 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
 
 void gw_conn_on_reject(gw_conn *c, const pr_msg *m)
 {
+    if (c->resume_wait && c->state == GW_C_WS) {
+        c->resume_wait = false;
+        c->shard_open = false;
+        gw.stats.resume_failed++;
+        rd_warn("msg=\"resume refused\" conn=%llu object=%s status=%llu", (unsigned long long)c->id,
+                c->key, (unsigned long long)m->u.reject.status);
+        ws_fail(c, WS_CLOSE_INTERNAL, "object could not be resumed");
+        return;
+    }
     if (c->state != GW_C_WAIT_OPEN)
         return;
     c->shard_open = false;
@@ -1465,6 +1484,55 @@ void gw_conn_link_drained(gw_shard *s)
     }
 }
 
+void gw_conn_shard_up(gw_shard *s)
+{
+    gw_conn *c;
+    size_t it = 0;
+    rd_buf *b = &s->out;
+    while ((c = rd_map_next(&gw.conns, &it))) {
+        if (c->shard != s || !c->resume_wait || c->state != GW_C_WS)
+            continue;
+        char client_id[RD_UUID_STR_LEN + 1];
+        rd_uuid_format(c->client_id, client_id);
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 10);
+        pr_mp_put_uint(b, PR_OPEN);
+        pr_mp_put_uint(b, c->id);
+        pr_mp_put_str(b, c->key, strlen(c->key));
+        pr_mp_put_str(b, client_id, RD_UUID_STR_LEN);
+        pr_mp_put_uint(b, c->connected_at);
+        pr_mp_put_uint(b, PR_OPEN_RESUMED);
+        pr_mp_put_str(b, "", 0);
+        pr_mp_put_str(b, c->remote, strlen(c->remote));
+        pr_mp_put_str(b, "", 0);
+        pr_mp_put_map(b, 0);
+        pr_frame_end(b, start);
+        c->shard_gen = s->gen;
+        c->shard_open = true;
+    }
+    gw_link_want_flush(s);
+}
+
+/* Shards that stayed down past --resume-timeout: give their clients up. */
+static void resume_expire(void)
+{
+    uint64_t now = rd_mono_ms();
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = &gw.shards[i];
+        if (!s->down_since_ms || now - s->down_since_ms < gw.cfg.resume_timeout)
+            continue;
+        gw_conn *c;
+        size_t it = 0;
+        while ((c = rd_map_next(&gw.conns, &it)))
+            if (c->shard == s && c->resume_wait && c->state == GW_C_WS) {
+                c->resume_wait = false;
+                gw.stats.resume_failed++;
+                ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
+            }
+        s->down_since_ms = 0; /* done; nothing else waits */
+    }
+}
+
 void gw_conn_shard_lost(gw_shard *s)
 {
     while (s->paused) {
@@ -1476,15 +1544,23 @@ void gw_conn_shard_lost(gw_shard *s)
     s->full = false;
     gw_conn *c;
     size_t it = 0;
-    /* Collect first: closing edits nothing in the map, but be explicit. */
+    /* Nothing below removes from the map, so walking it is safe. */
     while ((c = rd_map_next(&gw.conns, &it))) {
         if (c->shard != s)
             continue;
         c->shard_open = false;
         switch (c->state) {
         case GW_C_WS:
-            ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
-            break;
+            if (gw.cfg.resume_timeout == 0 || gw.stopping) {
+                ws_fail(c, WS_CLOSE_RESTART, "shard restarting");
+                break;
+            }
+            /* Keep the client; stop reading it (its bytes wait in the kernel)
+             * until the restarted shard has taken the connection back. */
+            c->resume_wait = true;
+            c->read_paused = true;
+            event_del(&c->ev_read);
+            continue; /* keeps c->shard */
         case GW_C_CLOSE_WAIT:
             ws_send_close(c, c->close_echo, c->close_reason,
                           c->close_reason ? strlen(c->close_reason) : 0);
@@ -1534,6 +1610,7 @@ void gw_conn_kill_all(void)
 
 void gw_conn_tick(void)
 {
+    resume_expire();
     uint64_t now = rd_mono_ms();
     gw_conn *c;
     while ((c = gw.tq_head[GW_TQ_HANDSHAKE]) && c->deadline_ms <= now) {

@@ -13,6 +13,7 @@
 #include "gw.h"
 #include "pr_link.h"
 #include "rd_log.h"
+#include "rd_time.h"
 
 #define LINK_READ_CHUNK (256 * 1024)
 
@@ -74,6 +75,7 @@ static void link_down(gw_shard *s, const char *why)
     s->up = false;
     s->write_armed = false;
     s->gen++;
+    s->down_since_ms = rd_mono_ms();
     rd_buf_free(&s->in);
     rd_buf_free(&s->out);
     gw_conn_shard_lost(s);
@@ -193,7 +195,9 @@ static int handle_hello(gw_shard *s, const pr_msg *m)
         s->classes[s->nclasses++] = rd_xstrndup(c.p, c.n);
     s->up = true;
     s->retry_ms = 0;
+    s->down_since_ms = 0;
     rd_info("msg=\"shard link up\" shard=%s classes=%zu", s->name, s->nclasses);
+    gw_conn_shard_up(s);
     return 0;
 }
 

@@ -53,6 +53,8 @@ static const rd_cfg_opt gateway_opts[] = {
         "largest WebSocket message, all fragments (close 1009 beyond)"),
     OPT("max-key", RD_CFG_SIZE, max_key, "256", 1, 1024, "BYTES",
         "longest object name after percent-decoding (400 beyond)"),
+    OPT("resume-timeout", RD_CFG_MS, resume_timeout, "30s", 0, 3600000, "DURATION",
+        "when a shard restarts its WebSockets wait (not read) this long for it, then close 1012"),
     OPT("handshake-timeout", RD_CFG_MS, handshake_timeout, "10s", 100, 3600000, "DURATION",
         "time for TLS + a complete request head; also the keep-alive idle time (408/close)"),
     OPT("close-timeout", RD_CFG_MS, close_timeout, "5s", 100, 600000, "DURATION",

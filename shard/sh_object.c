@@ -135,8 +135,11 @@ static void handle_open(sh_link *l, const pr_msg *m)
         sh_link_want_flush(l);
         return;
     }
+    /* A resumed connection was admitted before the shard restarted: it is
+     * counted, never refused, and the class sees no second connect. */
+    bool resumed = m->u.open.flags & PR_OPEN_RESUMED;
     uint32_t max = o->cls->max_connections ? o->cls->max_connections : SH_DEFAULT_MAX_CONNECTIONS;
-    if (open_count(o) >= max) {
+    if (!resumed && open_count(o) >= max) {
         char why[96];
         int n = snprintf(why, sizeof why, "object %s is full (maxConnections %u)", o->key, max);
         pr_enc_reject(&l->out, id, 503, why, (size_t)n);
@@ -158,7 +161,7 @@ static void handle_open(sh_link *l, const pr_msg *m)
     ctx.offered = m->u.open.subprotocols.p;
     ctx.offered_len = m->u.open.subprotocols.n;
     int accepted = 0;
-    if (o->cls->connect) {
+    if (o->cls->connect && !resumed) {
         roomd_header hdrs[SH_MAX_HEADERS];
         size_t path_off = 0;
         roomd_request req = {
