@@ -168,6 +168,7 @@ typedef struct gw_config {
     int64_t max_connections;
     uint64_t max_key;
     uint64_t resume_timeout;
+    char **modules;
     int64_t max_per_ip;
     uint64_t idle_timeout;
     int64_t msg_rate;

@@ -49,8 +49,14 @@ static void spawn_one(gw_shard *s)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        char *argv[] = { (char *)bin, "--name", s->name, "--run-dir", gw.cfg.run_dir,
-                         "--data-dir", gw.cfg.data_dir, "--log-level", gw.cfg.log_level, NULL };
+        char *argv[64] = { (char *)bin, "--name", s->name, "--run-dir", gw.cfg.run_dir,
+                           "--data-dir", gw.cfg.data_dir, "--log-level", gw.cfg.log_level };
+        int n = 9;
+        for (size_t i = 0; gw.cfg.modules && gw.cfg.modules[i] && n < 61; i++) {
+            argv[n++] = "--module";
+            argv[n++] = gw.cfg.modules[i];
+        }
+        argv[n] = NULL;
         execvp(bin, argv);
         fprintf(stderr, "roomd-gateway: cannot run %s: %s\n", bin, strerror(errno));
         _exit(127);

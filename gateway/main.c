@@ -33,6 +33,8 @@ static const rd_cfg_opt gateway_opts[] = {
         "spawn mode: start and supervise N shard processes named shard-0..shard-N-1"),
     OPT("shard-bin", RD_CFG_STR, shard_bin, NULL, 0, 0, "PATH",
         "roomd-shard binary; unset: next to this binary, then ../shard/, then $PATH"),
+    OPT("module", RD_CFG_LIST, modules, NULL, 0, 0, "PATH",
+        "spawn mode: passed to every shard (roomd-shard --module): load classes from a shared object"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),

@@ -30,6 +30,8 @@ static const rd_cfg_opt shard_opts[] = {
         "read options from FILE (name = value lines); flags and ROOMD_* override it"),
     OPT("max-link-frame", RD_CFG_SIZE, max_frame, "16m", 1024, 16 << 20, "BYTES",
         "largest gateway protocol frame accepted"),
+    OPT("module", RD_CFG_LIST, modules, NULL, 0, 0, "PATH",
+        "load object classes from a shared object (see roomd_module.h)"),
     OPT("link-high-water", RD_CFG_SIZE, link_high, "16m", 65536, 1 << 30, "BYTES",
         "output queued to one gateway before the shard stops reading input (resumes at half)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -136,6 +138,9 @@ int main(int argc, char **argv)
         goto fail;
     }
     sh_module_register_builtins();
+    for (size_t i = 0; sh.cfg.modules && sh.cfg.modules[i]; i++)
+        if (sh_module_load(sh.cfg.modules[i], err) < 0)
+            goto fail_cfg;
     rd_map_init(&sh.objects, 1);
     sh.base = event_base_new();
     if (!sh.base) {

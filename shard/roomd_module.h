@@ -76,6 +76,25 @@ typedef struct roomd_class {
     void (*destroy)(roomd_ctx *ctx, void *state);
 } roomd_class;
 
+/* --- loadable modules ---------------------------------------------------- */
+
+/* A module is a shared object (`roomd-shard --module path.so`, repeatable)
+ * that exports
+ *
+ *     int roomd_module_init(roomd_loader *ld);
+ *
+ * which registers its classes with roomd_class_register() and returns 0 (or
+ * a negative errno to refuse loading; the shard then exits with an error).
+ * The class tables must stay valid while the shard runs (static storage).
+ * Build a module against this header alone: `cc -shared -fPIC`. */
+typedef struct roomd_loader roomd_loader;
+#define ROOMD_MODULE_INIT "roomd_module_init"
+typedef int (*roomd_module_init_fn)(roomd_loader *ld);
+
+/* 0, -EINVAL (bad version, name or missing create), -EEXIST (a class with
+ * that name is already loaded), -ENOSPC (too many classes). */
+int roomd_class_register(roomd_loader *ld, const roomd_class *cls);
+
 /* --- services ------------------------------------------------------------ */
 
 /* Send one message to one connection. 0, or -ENOTCONN if it is closing. */

@@ -79,6 +79,7 @@ typedef struct sh_config {
     char *config;
     uint64_t max_frame;         /* proto frame cap from gateways */
     uint64_t link_high;         /* output queued to one gateway before all input pauses */
+    char **modules;             /* --module, repeatable */
 } sh_config;
 
 typedef struct sh_server {
@@ -114,6 +115,8 @@ void sh_object_shutdown(void);
 
 /* sh_module.c */
 void sh_module_register_builtins(void);
+/* dlopen a module and run its roomd_module_init(). 0 or negative errno. */
+int sh_module_load(const char *path, char err[RD_ERR_LEN]);
 const roomd_class *sh_module_find(const char *name, size_t len);
 size_t sh_module_names(const char **out, size_t max);
 void sh_module_shutdown(void);

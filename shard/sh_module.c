@@ -1,4 +1,5 @@
 /* The class registry and the services of roomd_module.h. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,48 @@ static int register_class(const roomd_class *c)
     if (nclasses == SH_MAX_CLASSES)
         return -ENOSPC;
     classes[nclasses++] = c;
+    return 0;
+}
+
+struct roomd_loader {
+    const char *path;
+};
+
+int roomd_class_register(roomd_loader *ld, const roomd_class *cls)
+{
+    int r = register_class(cls);
+    if (r == 0)
+        rd_info("msg=\"class loaded\" class=%s module=%s", cls->name, ld->path);
+    return r;
+}
+
+int sh_module_load(const char *path, char err[RD_ERR_LEN])
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, RD_ERR_LEN, "cannot load module: %s", dlerror());
+        return -ENOENT;
+    }
+    roomd_module_init_fn init;
+    *(void **)&init = dlsym(h, ROOMD_MODULE_INIT);
+    if (!init) {
+        snprintf(err, RD_ERR_LEN, "%s does not export %s()", path, ROOMD_MODULE_INIT);
+        dlclose(h);
+        return -EINVAL;
+    }
+    roomd_loader ld = { path };
+    size_t before = nclasses;
+    int r = init(&ld);
+    if (r < 0 || nclasses == before) {
+        snprintf(err, RD_ERR_LEN, "%s: %s", path,
+                 r < 0 ? "roomd_module_init() refused to load (a class with a bad version or name, "
+                         "or one already loaded?)"
+                       : "registered no class");
+        nclasses = before;
+        dlclose(h);
+        return r < 0 ? r : -EINVAL;
+    }
+    /* Never dlclose a loaded module: its class tables are in use until exit. */
     return 0;
 }
 

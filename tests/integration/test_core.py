@@ -351,3 +351,29 @@ def test_connection_limit_pauses_accepting(tmp_path):
         assert "connection limit reached" in r.read_log()
     finally:
         r.stop()
+
+
+def test_loadable_module_class(tmp_path):
+    """roomd-shard --module loads user classes through the same API; spawn
+    mode passes --module to every shard."""
+    from conftest import BUILD, SHARD, Roomd
+    import subprocess
+    so = os.path.join(BUILD, "tests", "modules", "mod_upper.so")
+    r = Roomd(tmp_path, shards=2, extra=("--module", so))
+    try:
+        async def go():
+            async with websockets.connect(r.ws + "/upper/x") as ws:
+                await ws.send("hello module")
+                assert await ws.recv() == "HELLO MODULE"
+                status, body, headers = await asyncio.to_thread(get, r.http + "/upper/x")
+                assert (status, body) == (200, "1\n")
+        run(go())
+        assert 'msg="class loaded" class=upper' in r.read_log()
+    finally:
+        r.stop()
+    bad = subprocess.run([SHARD, "--name", "s", "--run-dir", str(tmp_path / "run2"),
+                          "--module", "/nonexistent/mod.so"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot load module" in bad.stderr
+    notmod = subprocess.run([SHARD, "--name", "s", "--run-dir", str(tmp_path / "run3"),
+                             "--module", "libz.so.1"], capture_output=True, text=True)
+    assert notmod.returncode == 2 and "does not export roomd_module_init()" in notmod.stderr
