@@ -344,7 +344,11 @@ static size_t http_consume(struct conn *c, uint8_t *p, size_t n)
     }
     size_t used = (size_t)(end - p) + 4, keylen = 0;
     *end = 0;
-    char *path = (char *)p + 4, *key = NULL;
+    if (used < 9 || strncmp((char *)p, "GET /", 5) != 0) {
+        http_fail(c, "400 Bad Request");
+        return used;
+    }
+    char *path = (char *)memchr(p, '/', used), *key = NULL;
     char *pe = strpbrk(path, " ?\r"), *line = strstr(path, "\r\n");
     if (strncmp((char *)p, "GET /", 5) != 0 || !pe || !line) {
         http_fail(c, "400 Bad Request");
