@@ -35,6 +35,8 @@ static const rd_cfg_opt gateway_opts[] = {
         "roomd-shard binary; unset: next to this binary, then ../shard/, then $PATH"),
     OPT("module", RD_CFG_LIST, modules, NULL, 0, 0, "PATH",
         "spawn mode: passed to every shard (roomd-shard --module): load classes from a shared object"),
+    OPT("hibernate-after", RD_CFG_STR, hibernate_after, "10s", 0, 0, "DURATION",
+        "spawn mode: passed to every shard: evict objects idle this long, their WebSockets staying open"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),
@@ -283,6 +285,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(gw.cfg.slow_policy, "close") != 0 && strcmp(gw.cfg.slow_policy, "drop-oldest") != 0) {
         snprintf(err, sizeof err, "--slow-policy: '%s' is not 'close' or 'drop-oldest'", gw.cfg.slow_policy);
+        goto fail_cfg;
+    }
+    uint64_t hib;
+    if (rd_parse_ms(gw.cfg.hibernate_after, &hib) < 0) {
+        snprintf(err, sizeof err, "--hibernate-after: '%s' is not a duration (e.g. 10s)", gw.cfg.hibernate_after);
         goto fail_cfg;
     }
     if (gw.cfg.allowed_origins && gw.cfg.allowed_origins[0] && split_origins(err) < 0)

@@ -32,6 +32,9 @@ static const rd_cfg_opt shard_opts[] = {
         "largest gateway protocol frame accepted"),
     OPT("module", RD_CFG_LIST, modules, NULL, 0, 0, "PATH",
         "load object classes from a shared object (see roomd_module.h)"),
+    OPT("hibernate-after", RD_CFG_MS, hibernate_after, "10s", 0, 86400000, "DURATION",
+        "evict an object with connections after this long without events (its destroy runs, its "
+        "WebSockets stay open, the next event re-runs create); 0: never"),
     OPT("link-high-water", RD_CFG_SIZE, link_high, "16m", 65536, 1 << 30, "BYTES",
         "output queued to one gateway before the shard stops reading input (resumes at half)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -94,6 +97,11 @@ static int listen_socket(char err[RD_ERR_LEN])
     return 0;
 }
 
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    sh_object_tick();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     rd_info("msg=\"stopping\" signal=%d", (int)sig);
@@ -151,6 +159,9 @@ int main(int argc, char **argv)
         goto fail;
     sh.ev_listen = event_new(sh.base, sh.listen_fd, EV_READ | EV_PERSIST, sh_link_accept_cb, NULL);
     event_add(sh.ev_listen, NULL);
+    struct event *ev_tick = event_new(sh.base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tick = { 0, 250000 };
+    event_add(ev_tick, &tick);
     struct event *ev_term = evsignal_new(sh.base, SIGTERM, on_signal, NULL);
     struct event *ev_int = evsignal_new(sh.base, SIGINT, on_signal, NULL);
     event_add(ev_term, NULL);
@@ -174,6 +185,7 @@ int main(int argc, char **argv)
         sh_link_close(sh.links, "shard stopping");
     sh_link_reap();
     sh_object_shutdown();
+    event_free(ev_tick);
     event_free(ev_term);
     event_free(ev_int);
     event_base_free(sh.base);

@@ -54,6 +54,8 @@ struct sh_object {
     roomd_conn **conns;         /* open connections, join order */
     size_t nconns, cap;
     uint32_t busy;              /* callbacks running: never evict inside one */
+    bool hibernated;            /* destroy ran; state is gone; conns are kept */
+    uint64_t last_event_ms;     /* monotonic */
 };
 
 struct roomd_ctx {
@@ -80,6 +82,7 @@ typedef struct sh_config {
     uint64_t max_frame;         /* proto frame cap from gateways */
     uint64_t link_high;         /* output queued to one gateway before all input pauses */
     char **modules;             /* --module, repeatable */
+    uint64_t hibernate_after;   /* ms without events before an object with connections is evicted */
 } sh_config;
 
 typedef struct sh_server {
@@ -94,6 +97,8 @@ typedef struct sh_server {
     rd_map objects;             /* key -> sh_object */
     bool stopping;
     bool input_paused;          /* a gateway link is over the high watermark */
+    size_t hibernated;          /* objects hibernating now */
+    uint64_t hibernations, wakes;
     uint64_t input_pauses;
 } sh_server;
 
@@ -112,6 +117,8 @@ void sh_link_backpressure(void);
 void sh_object_handle(sh_link *l, const pr_msg *m);
 void sh_object_link_gone(sh_link *l);
 void sh_object_shutdown(void);
+/* Periodic: hibernate objects idle for --hibernate-after. */
+void sh_object_tick(void);
 
 /* sh_module.c */
 void sh_module_register_builtins(void);

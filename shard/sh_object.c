@@ -56,15 +56,72 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
         return NULL;
     }
     rd_smap_put(&sh.objects, o->key, o->key_len, o);
+    o->last_event_ms = rd_mono_ms();
     rd_debug("msg=\"object created\" object=%s", o->key);
     return o;
+}
+
+/* Every event goes through here: a hibernated object is built again (its
+ * constructor re-runs, its connections were kept). -1 when the class
+ * refuses to create it; the event is then dropped. */
+static int object_touch(sh_object *o)
+{
+    o->last_event_ms = rd_mono_ms();
+    if (!o->hibernated)
+        return 0;
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    o->busy++;
+    int r = o->cls->create(&ctx, &o->state);
+    o->busy--;
+    if (r < 0) {
+        rd_warn("msg=\"class refused to wake object\" object=%s err=%d", o->key, r);
+        return -1;
+    }
+    o->hibernated = false;
+    sh.hibernated--;
+    sh.wakes++;
+    rd_debug("msg=\"object woke\" object=%s", o->key);
+    return 0;
+}
+
+static void object_hibernate(sh_object *o)
+{
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    if (o->cls->destroy)
+        o->cls->destroy(&ctx, o->state);
+    o->state = NULL;
+    o->hibernated = true;
+    /* Keep only what the connections need: an exact-size member array. */
+    if (o->cap > o->nconns) {
+        o->cap = o->nconns;
+        o->conns = rd_xrealloc(o->conns, o->cap * sizeof *o->conns);
+    }
+    sh.hibernated++;
+    sh.hibernations++;
+    rd_debug("msg=\"object hibernated\" object=%s connections=%zu", o->key, o->nconns);
+}
+
+void sh_object_tick(void)
+{
+    if (!sh.cfg.hibernate_after)
+        return;
+    uint64_t now = rd_mono_ms();
+    sh_object *o;
+    size_t it = 0;
+    while ((o = rd_map_next(&sh.objects, &it)))
+        if (!o->hibernated && !o->busy && o->nconns && now - o->last_event_ms >= sh.cfg.hibernate_after)
+            object_hibernate(o);
 }
 
 static void object_evict(sh_object *o)
 {
     roomd_ctx ctx;
     ctx_init(&ctx, o);
-    if (o->cls->destroy)
+    if (o->hibernated)
+        sh.hibernated--;
+    else if (o->cls->destroy)
         o->cls->destroy(&ctx, o->state);
     rd_smap_del(&sh.objects, o->key, o->key_len);
     rd_debug("msg=\"object evicted\" object=%s", o->key);
@@ -135,9 +192,14 @@ static void handle_open(sh_link *l, const pr_msg *m)
         sh_link_want_flush(l);
         return;
     }
+    bool resumed = m->u.open.flags & PR_OPEN_RESUMED;
+    if (!resumed && object_touch(o) < 0) {
+        pr_enc_reject(&l->out, id, 500, "object could not be created", 27);
+        sh_link_want_flush(l);
+        return;
+    }
     /* A resumed connection was admitted before the shard restarted: it is
      * counted, never refused, and the class sees no second connect. */
-    bool resumed = m->u.open.flags & PR_OPEN_RESUMED;
     uint32_t max = o->cls->max_connections ? o->cls->max_connections : SH_DEFAULT_MAX_CONNECTIONS;
     if (!resumed && open_count(o) >= max) {
         char why[96];
@@ -219,7 +281,7 @@ static void conn_gone(roomd_conn *c, int code, const char *reason, size_t rlen)
     sh_object *o = c->obj;
     object_remove_conn(o, c);
     rd_map_del(&c->link->conns, c->id);
-    if (o->cls->close) {
+    if (o->cls->close && object_touch(o) == 0) {
         roomd_ctx ctx;
         ctx_init(&ctx, o);
         o->busy++;
@@ -238,7 +300,7 @@ static void handle_frame(sh_link *l, const pr_msg *m)
     if (m->u.frame.opcode != ROOMD_TEXT && m->u.frame.opcode != ROOMD_BINARY)
         return;
     sh_object *o = c->obj;
-    if (!o->cls->message)
+    if (!o->cls->message || object_touch(o) < 0)
         return;
     roomd_ctx ctx;
     ctx_init(&ctx, o);
@@ -272,6 +334,11 @@ static void handle_http(sh_link *l, const pr_msg *m)
     if (!o) {
         const char *why = status == 404 ? "unknown class\n" : "object could not be created\n";
         roomd_http_reply(&ctx, status, NULL, why, strlen(why));
+        return;
+    }
+    if (object_touch(o) < 0) {
+        static const char why[] = "object could not be created\n";
+        roomd_http_reply(&ctx, 500, NULL, why, sizeof why - 1);
         return;
     }
     if (o->cls->http) {

@@ -366,7 +366,7 @@ def test_loadable_module_class(tmp_path):
                 await ws.send("hello module")
                 assert await ws.recv() == "HELLO MODULE"
                 status, body, headers = await asyncio.to_thread(get, r.http + "/upper/x")
-                assert (status, body) == (200, "1\n")
+                assert (status, body) == (200, "conns=1 msgs=1 creates=1\n")
         run(go())
         assert 'msg="class loaded" class=upper' in r.read_log()
     finally:
@@ -377,3 +377,37 @@ def test_loadable_module_class(tmp_path):
     notmod = subprocess.run([SHARD, "--name", "s", "--run-dir", str(tmp_path / "run3"),
                              "--module", "libz.so.1"], capture_output=True, text=True)
     assert notmod.returncode == 2 and "does not export roomd_module_init()" in notmod.stderr
+
+
+def test_idle_objects_hibernate_and_wake_with_connections_open(tmp_path):
+    """--hibernate-after: an object without events is evicted (destroy runs,
+    its in-memory state is gone) while its WebSockets stay open; the next
+    event re-runs create and the connections are all still there."""
+    from conftest import BUILD, Roomd
+    so = os.path.join(BUILD, "tests", "modules", "mod_upper.so")
+    r = Roomd(tmp_path, shards=1, extra=("--module", so, "--hibernate-after", "300ms"))
+    try:
+        async def go():
+            conns = [await websockets.connect(r.ws + "/upper/h") for _ in range(3)]
+            for ws in conns:
+                await ws.send("a")
+                assert await ws.recv() == "A"
+            deadline = time.monotonic() + 20
+            while 'msg="object hibernated" object=upper/h connections=3' not in r.read_log():
+                assert time.monotonic() < deadline, "object never hibernated"
+                await asyncio.sleep(0.05)
+            # Waking it (an HTTP request is an event) re-runs create: fresh state.
+            status, body, _ = await asyncio.to_thread(get, r.http + "/upper/h")
+            assert body == "conns=3 msgs=0 creates=2\n"
+            for ws in conns:
+                assert ws.open
+                await ws.send("b")
+                assert await ws.recv() == "B"
+            status, body, _ = await asyncio.to_thread(get, r.http + "/upper/h")
+            assert body == "conns=3 msgs=3 creates=2\n"
+            for ws in conns:
+                await ws.close()
+        run(go())
+        assert 'msg="object woke" object=upper/h' in r.read_log()
+    finally:
+        r.stop()
