@@ -60,6 +60,16 @@ enum gw_conn_state {
 
 typedef struct gw_shard gw_shard;
 
+/* An object's auto-response: a text message equal to request is answered
+ * with the pre-framed response without involving the shard. */
+typedef struct gw_autoresp {
+    char *key;
+    size_t key_len;
+    char *request;
+    size_t request_len;
+    struct gw_blob *response;
+} gw_autoresp;
+
 /* Per client address, for --max-per-ip. */
 typedef struct gw_ip {
     char addr[48];
@@ -95,6 +105,11 @@ typedef struct gw_conn {
     bool resume_wait;         /* its shard restarted: reading paused until OPEN{resumed} is accepted */
     uint8_t client_id[16];    /* UUIDv7, the same across shard restarts */
     uint64_t connected_at;    /* ms since the epoch */
+    uint8_t ntags;
+    uint32_t attachment_len;
+    uint32_t tags_len;
+    uint8_t *attachment;      /* the class's, kept for resumes */
+    uint8_t *tags;            /* msgpack strings, ntags of them, kept for resumes */
     uint16_t close_echo;      /* CLOSE_WAIT: the code to answer with (0: empty close) */
     const char *close_reason; /* CLOSE_WAIT: static or the reader's, NULL for none */
     bool over_ip_limit;       /* answer the first request with 429 */
@@ -208,6 +223,7 @@ typedef struct gw_stats {
     uint64_t accept_pauses;
     uint64_t pings_sent;
     uint64_t resumed;               /* connections re-opened on a restarted shard */
+    uint64_t auto_responses;
     uint64_t resume_failed;
     uint64_t compressed_out;        /* messages sent compressed (per compression, not per recipient) */
     uint64_t compressed_in;
@@ -249,6 +265,7 @@ typedef struct gw_server {
     unsigned inflater_keys[GW_PMD_SHARED];
     ws_inflater *inflaters[GW_PMD_SHARED];
     size_t ninflaters;
+    rd_map autoresp;          /* object key -> gw_autoresp */
     rd_buf inflated;          /* scratch for one decompressed message */
     rd_buf deflated;          /* scratch for one compressed message */
     char **origins;           /* --allowed-origins, split; NULL: any */
@@ -276,6 +293,9 @@ void gw_conn_on_send(gw_conn *c, const pr_msg *m);
 void gw_conn_on_broadcast(const pr_msg *m);
 void gw_conn_on_close(gw_conn *c, const pr_msg *m);
 void gw_conn_on_http_res(gw_conn *c, const pr_msg *m);
+void gw_conn_on_meta(gw_conn *c, const pr_msg *m);
+void gw_autoresp_set(const pr_msg *m);
+void gw_autoresp_free_all(void);
 /* The shard's link went down: fail everything routed to it. */
 void gw_conn_shard_lost(gw_shard *s);
 /* The shard's link is up again: re-open its connections, resumed. */

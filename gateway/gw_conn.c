@@ -350,6 +350,8 @@ void gw_conn_reap(void)
             free(c->ip);
         }
         pmd_close(c);
+        free(c->attachment);
+        free(c->tags);
         if (c->ws) {
             ws_reader_free(c->ws);
             free(c->ws);
@@ -524,6 +526,8 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_accept_pauses_total", "counter", "Times accepting paused (limit or descriptors).",
            NULL, st->accept_pauses);
     metric(b, "roomd_pings_sent_total", "counter", "Idle probes sent.", NULL, st->pings_sent);
+    metric(b, "roomd_auto_responses_total", "counter", "Messages answered by an object's auto-response.",
+           NULL, st->auto_responses);
     metric(b, "roomd_resumed_total", "counter", "WebSockets re-opened on a restarted shard, by result.",
            "{result=\"ok\"}", st->resumed);
     metric(b, "roomd_resumed_total", NULL, NULL, "{result=\"failed\"}", st->resume_failed);
@@ -1020,6 +1024,91 @@ static bool inflate_message(gw_conn *c, ws_event *ev)
     return true;
 }
 
+/* The object's auto-response matched: answer here, tell the shard when
+ * (without waking the object), and do not forward the message. */
+static bool auto_respond(gw_conn *c, const ws_event *ev)
+{
+    gw_autoresp *a = rd_smap_get(&gw.autoresp, c->key, strlen(c->key));
+    if (!a || a->request_len != ev->len || memcmp(a->request, ev->data, ev->len) != 0)
+        return false;
+    enqueue_data(c, a->response);
+    gw.stats.auto_responses++;
+    gw_shard *s = c->shard;
+    if (s && s->fd >= 0 && s->gen == c->shard_gen) {
+        rd_buf *b = &s->out;
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 3);
+        pr_mp_put_uint(b, PR_AUTOHIT);
+        pr_mp_put_uint(b, c->id);
+        pr_mp_put_uint(b, rd_wall_ms());
+        pr_frame_end(b, start);
+        gw_link_want_flush(s);
+    }
+    return true;
+}
+
+void gw_autoresp_set(const pr_msg *m)
+{
+    const pr_str *k = &m->u.autoresp.key;
+    gw_autoresp *a = rd_smap_del(&gw.autoresp, k->p, k->n);
+    if (a) {
+        gw_blob_unref(a->response);
+        free(a->request);
+        free(a->key);
+        free(a);
+    }
+    if (!m->u.autoresp.request.n)
+        return;
+    a = rd_xcalloc(1, sizeof *a);
+    a->key = rd_xstrndup(k->p, k->n);
+    a->key_len = k->n;
+    a->request = rd_xstrndup(m->u.autoresp.request.p, m->u.autoresp.request.n);
+    a->request_len = m->u.autoresp.request.n;
+    a->response = ws_frame_blob(WS_OP_TEXT, false, m->u.autoresp.response.p, m->u.autoresp.response.n);
+    rd_smap_put(&gw.autoresp, a->key, a->key_len, a);
+}
+
+void gw_autoresp_free_all(void)
+{
+    gw_autoresp *a;
+    size_t it = 0;
+    while ((a = rd_map_next(&gw.autoresp, &it))) {
+        gw_blob_unref(a->response);
+        free(a->request);
+        free(a->key);
+        free(a);
+    }
+    rd_map_free(&gw.autoresp);
+}
+
+void gw_conn_on_meta(gw_conn *c, const pr_msg *m)
+{
+    if (m->u.meta.what & PR_META_ATTACHMENT) {
+        free(c->attachment);
+        c->attachment = NULL;
+        c->attachment_len = 0;
+        if (m->u.meta.attachment.n && m->u.meta.attachment.n <= PR_MAX_ATTACHMENT) {
+            c->attachment = rd_xmalloc(m->u.meta.attachment.n);
+            memcpy(c->attachment, m->u.meta.attachment.p, m->u.meta.attachment.n);
+            c->attachment_len = (uint32_t)m->u.meta.attachment.n;
+        }
+    }
+    if (m->u.meta.what & PR_META_TAGS) {
+        /* Kept as the msgpack strings they came in, to send back as is. */
+        free(c->tags);
+        c->tags = NULL;
+        c->tags_len = 0;
+        c->ntags = 0;
+        const pr_list *l = &m->u.meta.tags;
+        if (l->n && l->n <= PR_MAX_TAGS) {
+            c->tags_len = (uint32_t)(l->cur.end - l->cur.p);
+            c->tags = rd_xmalloc(c->tags_len);
+            memcpy(c->tags, l->cur.p, c->tags_len);
+            c->ntags = (uint8_t)l->n;
+        }
+    }
+}
+
 static void link_pause(gw_conn *c, gw_shard *s)
 {
     if (c->link_paused)
@@ -1068,6 +1157,8 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
                 return n;
             if (ev.compressed && !inflate_message(c, &ev))
                 return n;
+            if (ev.opcode == WS_OP_TEXT && gw.autoresp.count && auto_respond(c, &ev))
+                break;
             gw.stats.msgs_in++;
             gw.stats.bytes_in += ev.len;
             pr_enc_frame(&s->out, PR_FRAME, c->id, (unsigned)ev.opcode, ev.data, ev.len);
@@ -1495,7 +1586,7 @@ void gw_conn_shard_up(gw_shard *s)
         char client_id[RD_UUID_STR_LEN + 1];
         rd_uuid_format(c->client_id, client_id);
         size_t start = pr_frame_begin(b);
-        pr_mp_put_array(b, 10);
+        pr_mp_put_array(b, 12);
         pr_mp_put_uint(b, PR_OPEN);
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, strlen(c->key));
@@ -1506,6 +1597,9 @@ void gw_conn_shard_up(gw_shard *s)
         pr_mp_put_str(b, c->remote, strlen(c->remote));
         pr_mp_put_str(b, "", 0);
         pr_mp_put_map(b, 0);
+        pr_mp_put_bin(b, c->attachment, c->attachment_len);
+        pr_mp_put_array(b, c->ntags);
+        rd_buf_append(b, c->tags, c->tags_len);
         pr_frame_end(b, start);
         c->shard_gen = s->gen;
         c->shard_open = true;

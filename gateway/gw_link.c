@@ -240,6 +240,13 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         if ((c = rd_map_get(&gw.conns, m.u.http_res.req)) && c->shard == s)
             gw_conn_on_http_res(c, &m);
         return;
+    case PR_META:
+        if ((c = rd_map_get(&gw.conns, m.u.meta.conn)) && c->shard == s)
+            gw_conn_on_meta(c, &m);
+        return;
+    case PR_AUTORESP:
+        gw_autoresp_set(&m);
+        return;
     case PR_PING:
         pr_enc_ping(&s->out, PR_PONG, m.u.ping.token);
         gw_link_want_flush(s);

@@ -336,6 +336,7 @@ int main(int argc, char **argv)
         goto fail;
     rd_map_init(&gw.conns, 0);
     rd_map_init(&gw.ips, 1);
+    rd_map_init(&gw.autoresp, 1);
     gw.scratch = rd_xmalloc(GW_SCRATCH);
     gw.base = event_base_new();
     if (!gw.base) {
@@ -411,6 +412,7 @@ int main(int argc, char **argv)
         free(gw.origins[i]);
     free(gw.origins);
     rd_map_free(&gw.ips);
+    gw_autoresp_free_all();
     for (size_t i = 0; i < gw.ndeflaters; i++)
         ws_deflater_free(gw.deflaters[i]);
     for (size_t i = 0; i < gw.ninflaters; i++)

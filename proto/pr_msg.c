@@ -47,12 +47,13 @@ struct pr_field {
     const char *name;
 };
 
-#define PR_MAX_FIELDS 9
+#define PR_MAX_FIELDS 11
 
 struct pr_desc {
     const char *name;
     uint8_t nfields; /* after the type */
     struct pr_field f[PR_MAX_FIELDS];
+    uint8_t nreq;    /* required ones; 0 means all (later ones may be absent: empty) */
 };
 
 #define F(kind, msg, member) { kind, (uint16_t)offsetof(pr_msg, u.msg.member), #member }
@@ -62,10 +63,11 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_HELLO] = { "HELLO", 4, {
         F(K_UINT, hello, version), F(K_STR, hello, role), F(K_STR, hello, name),
         F(K_STR_LIST, hello, classes) } },
-    [PR_OPEN] = { "OPEN", 9, {
+    [PR_OPEN] = { "OPEN", 11, {
         F(K_UINT, open, conn), F(K_STR, open, key), F(K_STR, open, client_id),
         F(K_UINT, open, connected_at), F(K_UINT, open, flags), F(K_STR, open, subprotocols),
-        F(K_STR, open, remote), F(K_STR, open, query), F(K_KV_LIST, open, headers) } },
+        F(K_STR, open, remote), F(K_STR, open, query), F(K_KV_LIST, open, headers),
+        F(K_BIN, open, attachment), F(K_STR_LIST, open, tags) }, 9 },
     [PR_ACCEPT] = { "ACCEPT", 2, {
         F(K_UINT, accept, conn), F(K_STR_NIL, accept, subprotocol) } },
     [PR_REJECT] = { "REJECT", 3, {
@@ -88,6 +90,12 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
         F(K_BIN, http_res, body) } },
     [PR_PING] = { "PING", 1, { F(K_UINT, ping, token) } },
     [PR_PONG] = { "PONG", 1, { F(K_UINT, ping, token) } },
+    [PR_META] = { "META", 4, {
+        F(K_UINT, meta, conn), F(K_UINT, meta, what), F(K_BIN, meta, attachment),
+        F(K_STR_LIST, meta, tags) } },
+    [PR_AUTORESP] = { "AUTORESP", 3, {
+        F(K_STR, autoresp, key), F(K_STR, autoresp, request), F(K_STR, autoresp, response) } },
+    [PR_AUTOHIT] = { "AUTOHIT", 2, { F(K_UINT, autohit, conn), F(K_UINT, autohit, at) } },
 };
 
 #undef F
@@ -196,7 +204,8 @@ int pr_msg_decode(const uint8_t *body, size_t len, pr_msg *ret, char err[RD_ERR_
     if (type == 0 || type > PR_TYPE_MAX_)
         return fail(err, "unknown message type %" PRIu64, type);
     const struct pr_desc *d = &descs[type];
-    if (n < 1u + d->nfields)
+    unsigned nreq = d->nreq ? d->nreq : d->nfields;
+    if (n < 1u + nreq)
         return fail(err, "%s: missing field %" PRIu32 " (%s)", d->name, n + 1,
                     d->f[n - 1].name);
     /* Not zeroed: that alone doubled the cost of a FRAME decode. Only the
@@ -204,6 +213,17 @@ int pr_msg_decode(const uint8_t *body, size_t len, pr_msg *ret, char err[RD_ERR_
     pr_msg m;
     m.type = (int)type;
     for (unsigned i = 0; i < d->nfields; i++) {
+        if (1u + i >= n) {
+            /* An absent optional field reads as empty (0, "", no bytes, no elements). */
+            void *dst = (char *)&m + d->f[i].off;
+            switch (d->f[i].kind) {
+            case K_UINT: memset(dst, 0, sizeof(uint64_t)); break;
+            case K_STR: case K_STR_NIL: memset(dst, 0, sizeof(pr_str)); break;
+            case K_BIN: memset(dst, 0, sizeof(pr_bytes)); break;
+            default: memset(dst, 0, sizeof(pr_list)); break;
+            }
+            continue;
+        }
         int r = dec_field(&c, &d->f[i], d->name, i + 2, &m, err);
         if (r < 0)
             return r;

@@ -8,7 +8,10 @@
  *
  *  HELLO       [1, version, role, name, classes[str]]      role: "gateway"|"shard"
  *  OPEN        [2, conn, key, client_id, connected_at_ms, flags, subprotocols,
- *                 remote, query, headers{str:str}]          flags: PR_OPEN_RESUMED
+ *                 remote, query, headers{str:str}, attachment(bin), tags[str]]
+ *                                                          flags: PR_OPEN_RESUMED; the last
+ *                                                          two are optional (empty), sent
+ *                                                          with resumed connections
  *  ACCEPT      [3, conn, subprotocol|nil]
  *  REJECT      [4, conn, status, body]
  *  CLOSE       [5, conn, code, reason]                     either direction; the shard
@@ -23,6 +26,15 @@
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token]
+ *  META        [13, conn, what, attachment(bin), tags[str]]  shard -> gateway: the class set
+ *                                                          a connection's attachment (what
+ *                                                          bit 1) and/or tags (bit 2); the
+ *                                                          gateway keeps them for resumes
+ *  AUTORESP    [14, key, request, response]               shard -> gateway: the object's
+ *                                                          auto-response pair (empty
+ *                                                          request: none)
+ *  AUTOHIT     [15, conn, at_ms]                          gateway -> shard: the gateway
+ *                                                          answered an auto-response
  *
  * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
  * Every other string field must be a string (possibly empty).
@@ -57,10 +69,18 @@ enum pr_type {
     PR_HTTP_RES = 10,
     PR_PING = 11,
     PR_PONG = 12,
-    PR_TYPE_MAX_ = 12,
+    PR_META = 13,
+    PR_AUTORESP = 14,
+    PR_AUTOHIT = 15,
+    PR_TYPE_MAX_ = 15,
 };
 
 #define PR_OPEN_RESUMED 0x1u
+#define PR_META_ATTACHMENT 0x1u
+#define PR_META_TAGS 0x2u
+#define PR_MAX_TAGS 10
+#define PR_MAX_TAG_LEN 256
+#define PR_MAX_ATTACHMENT (16u * 1024)
 
 typedef struct pr_str {
     const char *p;
@@ -84,7 +104,8 @@ typedef struct pr_msg {
     union {
         struct { uint64_t version; pr_str role, name; pr_list classes; } hello;
         struct { uint64_t conn; pr_str key, client_id; uint64_t connected_at; uint64_t flags;
-                 pr_str subprotocols, remote, query; pr_list headers; } open;
+                 pr_str subprotocols, remote, query; pr_list headers; pr_bytes attachment;
+                 pr_list tags; } open;
         struct { uint64_t conn; pr_str subprotocol; /* p == NULL: none */ } accept;
         struct { uint64_t conn; uint64_t status; pr_str body; } reject;
         struct { uint64_t conn; uint64_t code; pr_str reason; } close;
@@ -94,6 +115,9 @@ typedef struct pr_msg {
                  pr_str remote; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
         struct { uint64_t token; } ping; /* PING and PONG */
+        struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
+        struct { pr_str key, request, response; } autoresp;
+        struct { uint64_t conn; uint64_t at; } autohit;
     } u;
 } pr_msg;
 

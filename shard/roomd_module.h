@@ -119,6 +119,36 @@ uint64_t roomd_conn_connected_at(const roomd_conn *conn);   /* ms since epoch */
 const char *roomd_object_name(roomd_ctx *ctx);              /* resourceId: "lobby" */
 const char *roomd_object_key(roomd_ctx *ctx);               /* "chat/lobby" */
 
+/* Attachment: up to 16 KiB of bytes the class keeps with a connection
+ * (the Hibernation API's serializeAttachment). It survives hibernation and
+ * shard restarts: the gateway holds a copy and hands it back. len 0 clears.
+ * 0, -E2BIG, -ENOTCONN. The pointer returned by roomd_conn_attachment is
+ * valid until the next set or the end of the close callback. */
+int roomd_conn_set_attachment(roomd_ctx *ctx, roomd_conn *conn, const void *data, size_t len);
+const void *roomd_conn_attachment(const roomd_conn *conn, size_t *ret_len);
+
+/* Tags: up to 10 per connection, each 1-256 bytes of text; they survive
+ * hibernation and shard restarts like attachments. Setting replaces all.
+ * 0, -EINVAL, -ENOTCONN. */
+int roomd_conn_set_tags(roomd_ctx *ctx, roomd_conn *conn, const char *const *tags, size_t n);
+size_t roomd_conn_tag_count(const roomd_conn *conn);
+const char *roomd_conn_tag(const roomd_conn *conn, size_t i);
+/* Open connections carrying tag: the count, and the first `max` of them in out. */
+size_t roomd_conns_with_tag(roomd_ctx *ctx, const char *tag, roomd_conn **out, size_t max);
+/* Broadcast to the open connections carrying tag (except `except`). */
+size_t roomd_broadcast_tag(roomd_ctx *ctx, const char *tag, int opcode, const void *data, size_t len,
+                           const roomd_conn *except);
+
+/* Auto-response: a text message exactly equal to request is answered with
+ * response by the gateway itself, without waking the object (the
+ * Hibernation API's setWebSocketAutoResponse). NULL request clears; each
+ * string at most 2048 bytes. The object keeps the pair while it has
+ * connections, hibernated or not. 0 or -EINVAL. */
+int roomd_set_auto_response(roomd_ctx *ctx, const char *request, const char *response);
+/* When the gateway last auto-responded on this connection (ms since the
+ * epoch), 0 if never. */
+uint64_t roomd_conn_auto_response_at(const roomd_conn *conn);
+
 /* In `connect`: refuse with an HTTP status (400-599) and a short text. */
 int roomd_reject(roomd_ctx *ctx, int status, const char *reason);
 /* In `connect`: choose the subprotocol to answer with (must be one the client

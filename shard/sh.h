@@ -42,6 +42,11 @@ struct roomd_conn {
     size_t index;               /* position in obj->conns */
     uint64_t connected_at;
     bool closing;               /* the class closed it; waiting for the gateway */
+    uint8_t ntags;
+    uint32_t attachment_len;
+    uint8_t *attachment;
+    char **tags;
+    uint64_t autoresp_at;
     char client_id[RD_UUID_STR_LEN + 1];
 };
 
@@ -55,6 +60,8 @@ struct sh_object {
     size_t nconns, cap;
     uint32_t busy;              /* callbacks running: never evict inside one */
     bool hibernated;            /* destroy ran; state is gone; conns are kept */
+    char *ar_request;           /* auto-response pair, NULL: none */
+    char *ar_response;
     uint64_t last_event_ms;     /* monotonic */
 };
 
@@ -119,6 +126,11 @@ void sh_object_link_gone(sh_link *l);
 void sh_object_shutdown(void);
 /* Periodic: hibernate objects idle for --hibernate-after. */
 void sh_object_tick(void);
+/* A gateway joined: tell it every auto-response in force. */
+void sh_object_link_hello(sh_link *l);
+void sh_conn_free_meta(roomd_conn *c);
+/* Send an object's auto-response pair (or its absence) to every gateway. */
+void sh_autoresp_publish(sh_object *o);
 
 /* sh_module.c */
 void sh_module_register_builtins(void);

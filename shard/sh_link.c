@@ -156,6 +156,7 @@ static int handle_hello(sh_link *l, const pr_msg *m)
     }
     snprintf(l->peer, sizeof l->peer, "%.*s", (int)m->u.hello.name.n, m->u.hello.name.p);
     l->hello = true;
+    sh_object_link_hello(l);
     rd_info("msg=\"gateway connected\" gateway=%s link=%llu", l->peer, (unsigned long long)l->id);
     return 0;
 }

@@ -210,6 +210,126 @@ uint64_t roomd_conn_connected_at(const roomd_conn *conn) { return conn->connecte
 const char *roomd_object_name(roomd_ctx *ctx) { return ctx->obj->name; }
 const char *roomd_object_key(roomd_ctx *ctx) { return ctx->obj->key; }
 
+static void send_meta(roomd_conn *conn, unsigned what)
+{
+    rd_buf *b = &conn->link->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 5);
+    pr_mp_put_uint(b, PR_META);
+    pr_mp_put_uint(b, conn->id);
+    pr_mp_put_uint(b, what);
+    pr_mp_put_bin(b, conn->attachment, conn->attachment_len);
+    pr_mp_put_array(b, conn->ntags);
+    for (size_t i = 0; i < conn->ntags; i++)
+        pr_mp_put_str(b, conn->tags[i], strlen(conn->tags[i]));
+    pr_frame_end(b, start);
+    sh_link_want_flush(conn->link);
+}
+
+int roomd_conn_set_attachment(roomd_ctx *ctx, roomd_conn *conn, const void *data, size_t len)
+{
+    if (!conn || conn->closing)
+        return -ENOTCONN;
+    if (len > PR_MAX_ATTACHMENT)
+        return -E2BIG;
+    free(conn->attachment);
+    conn->attachment = NULL;
+    conn->attachment_len = 0;
+    if (len) {
+        conn->attachment = rd_xmalloc(len);
+        memcpy(conn->attachment, data, len);
+        conn->attachment_len = (uint32_t)len;
+    }
+    if (!conn->link->closing)
+        send_meta(conn, PR_META_ATTACHMENT);
+    return 0;
+}
+
+const void *roomd_conn_attachment(const roomd_conn *conn, size_t *ret_len)
+{
+    *ret_len = conn->attachment_len;
+    return conn->attachment;
+}
+
+int roomd_conn_set_tags(roomd_ctx *ctx, roomd_conn *conn, const char *const *tags, size_t n)
+{
+    if (!conn || conn->closing)
+        return -ENOTCONN;
+    if (n > PR_MAX_TAGS)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = tags[i] ? strlen(tags[i]) : 0;
+        if (l == 0 || l > PR_MAX_TAG_LEN)
+            return -EINVAL;
+    }
+    for (size_t i = 0; i < conn->ntags; i++)
+        free(conn->tags[i]);
+    free(conn->tags);
+    conn->tags = n ? rd_xcalloc(n, sizeof *conn->tags) : NULL;
+    for (size_t i = 0; i < n; i++)
+        conn->tags[i] = rd_xstrndup(tags[i], strlen(tags[i]));
+    conn->ntags = (uint8_t)n;
+    if (!conn->link->closing)
+        send_meta(conn, PR_META_TAGS);
+    return 0;
+}
+
+size_t roomd_conn_tag_count(const roomd_conn *conn) { return conn->ntags; }
+
+const char *roomd_conn_tag(const roomd_conn *conn, size_t i)
+{
+    return i < conn->ntags ? conn->tags[i] : NULL;
+}
+
+static bool has_tag(const roomd_conn *c, const char *tag)
+{
+    for (size_t i = 0; i < c->ntags; i++)
+        if (strcmp(c->tags[i], tag) == 0)
+            return true;
+    return false;
+}
+
+size_t roomd_conns_with_tag(roomd_ctx *ctx, const char *tag, roomd_conn **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->obj->nconns; i++) {
+        roomd_conn *c = ctx->obj->conns[i];
+        if (c->closing || !has_tag(c, tag))
+            continue;
+        if (n < max)
+            out[n] = c;
+        n++;
+    }
+    return n;
+}
+
+size_t roomd_broadcast_tag(roomd_ctx *ctx, const char *tag, int opcode, const void *data, size_t len,
+                           const roomd_conn *except)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->obj->nconns; i++) {
+        roomd_conn *c = ctx->obj->conns[i];
+        if (c != except && !c->closing && has_tag(c, tag) && roomd_send(ctx, c, opcode, data, len) == 0)
+            n++;
+    }
+    return n;
+}
+
+int roomd_set_auto_response(roomd_ctx *ctx, const char *request, const char *response)
+{
+    sh_object *o = ctx->obj;
+    if (request && (!*request || strlen(request) > 2048 || !response || strlen(response) > 2048))
+        return -EINVAL;
+    free(o->ar_request);
+    free(o->ar_response);
+    o->ar_request = request ? rd_xstrndup(request, strlen(request)) : NULL;
+    o->ar_response = request ? rd_xstrndup(response, strlen(response)) : NULL;
+    sh_autoresp_publish(o);
+    return 0;
+}
+
+uint64_t roomd_conn_auto_response_at(const roomd_conn *conn) { return conn->autoresp_at; }
+
 int roomd_reject(roomd_ctx *ctx, int status, const char *reason)
 {
     if (status < 400 || status > 599)

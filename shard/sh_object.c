@@ -115,10 +115,61 @@ void sh_object_tick(void)
             object_hibernate(o);
 }
 
+void sh_autoresp_publish(sh_object *o)
+{
+    for (sh_link *l = sh.links; l; l = l->next) {
+        if (l->closing || !l->hello)
+            continue;
+        rd_buf *b = &l->out;
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 4);
+        pr_mp_put_uint(b, PR_AUTORESP);
+        pr_mp_put_str(b, o->key, o->key_len);
+        pr_mp_put_str(b, o->ar_request ? o->ar_request : "", o->ar_request ? strlen(o->ar_request) : 0);
+        pr_mp_put_str(b, o->ar_response ? o->ar_response : "", o->ar_response ? strlen(o->ar_response) : 0);
+        pr_frame_end(b, start);
+        sh_link_want_flush(l);
+    }
+}
+
+void sh_object_link_hello(sh_link *l)
+{
+    sh_object *o;
+    size_t it = 0;
+    while ((o = rd_map_next(&sh.objects, &it))) {
+        if (!o->ar_request)
+            continue;
+        rd_buf *b = &l->out;
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 4);
+        pr_mp_put_uint(b, PR_AUTORESP);
+        pr_mp_put_str(b, o->key, o->key_len);
+        pr_mp_put_str(b, o->ar_request, strlen(o->ar_request));
+        pr_mp_put_str(b, o->ar_response, strlen(o->ar_response));
+        pr_frame_end(b, start);
+    }
+    sh_link_want_flush(l);
+}
+
+void sh_conn_free_meta(roomd_conn *c)
+{
+    free(c->attachment);
+    for (size_t i = 0; i < c->ntags; i++)
+        free(c->tags[i]);
+    free(c->tags);
+}
+
 static void object_evict(sh_object *o)
 {
     roomd_ctx ctx;
     ctx_init(&ctx, o);
+    if (o->ar_request) {
+        free(o->ar_request);
+        free(o->ar_response);
+        o->ar_request = o->ar_response = NULL;
+        if (!sh.stopping)
+            sh_autoresp_publish(o); /* the gateways forget the pair */
+    }
     if (o->hibernated)
         sh.hibernated--;
     else if (o->cls->destroy)
@@ -247,6 +298,7 @@ static void handle_open(sh_link *l, const pr_msg *m)
         const char *why = ctx.reject_reason ? ctx.reject_reason : "connection refused by the object";
         pr_enc_reject(&l->out, id, (unsigned)st, why, strlen(why));
         free(ctx.reject_reason);
+        sh_conn_free_meta(c);
         free(c);
         sh_link_want_flush(l);
         object_maybe_evict(o);
@@ -269,6 +321,20 @@ static void handle_open(sh_link *l, const pr_msg *m)
             ctx.protocol_set = true;
         }
     }
+    if (resumed) {
+        /* What the class attached to the connection comes back with it. */
+        if (m->u.open.attachment.n && m->u.open.attachment.n <= PR_MAX_ATTACHMENT) {
+            c->attachment = rd_xmalloc(m->u.open.attachment.n);
+            memcpy(c->attachment, m->u.open.attachment.p, m->u.open.attachment.n);
+            c->attachment_len = (uint32_t)m->u.open.attachment.n;
+        }
+        pr_list tl = m->u.open.tags;
+        pr_str t;
+        if (tl.n)
+            c->tags = rd_xcalloc(tl.n < PR_MAX_TAGS ? tl.n : PR_MAX_TAGS, sizeof *c->tags);
+        while (c->ntags < PR_MAX_TAGS && pr_list_next_str(&tl, &t) == 0)
+            c->tags[c->ntags++] = rd_xstrndup(t.p, t.n);
+    }
     rd_map_put(&l->conns, id, c);
     object_add_conn(o, c);
     pr_enc_accept(&l->out, id, ctx.protocol_set ? ctx.protocol : NULL,
@@ -288,6 +354,7 @@ static void conn_gone(roomd_conn *c, int code, const char *reason, size_t rlen)
         o->cls->close(&ctx, o->state, c, code, reason, rlen);
         o->busy--;
     }
+    sh_conn_free_meta(c);
     free(c);
     object_maybe_evict(o);
 }
@@ -385,6 +452,13 @@ void sh_object_handle(sh_link *l, const pr_msg *m)
     case PR_HTTP_REQ:
         handle_http(l, m);
         break;
+    case PR_AUTOHIT: {
+        /* Not an event: the object stays asleep. */
+        roomd_conn *c = rd_map_get(&l->conns, m->u.autohit.conn);
+        if (c)
+            c->autoresp_at = m->u.autohit.at;
+        break;
+    }
     default:
         rd_warn("msg=\"unexpected message from gateway\" type=%s gateway=%s", pr_type_name(m->type),
                 l->peer);

@@ -69,7 +69,7 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 10, 3, 4, 4, 4, 4, 4, 9, 5, 2, 2 };
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 2, 5, 4, 3 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -89,6 +89,23 @@ static void reencode(const pr_msg *m, rd_buf *out)
         put_s(out, m->u.open.remote);
         put_s(out, m->u.open.query);
         walk_kv(m->u.open.headers, out);
+        pr_mp_put_bin(out, m->u.open.attachment.p, m->u.open.attachment.n);
+        walk_str(m->u.open.tags, out);
+        break;
+    case PR_META:
+        pr_mp_put_uint(out, m->u.meta.conn);
+        pr_mp_put_uint(out, m->u.meta.what);
+        pr_mp_put_bin(out, m->u.meta.attachment.p, m->u.meta.attachment.n);
+        walk_str(m->u.meta.tags, out);
+        break;
+    case PR_AUTORESP:
+        put_s(out, m->u.autoresp.key);
+        put_s(out, m->u.autoresp.request);
+        put_s(out, m->u.autoresp.response);
+        break;
+    case PR_AUTOHIT:
+        pr_mp_put_uint(out, m->u.autohit.conn);
+        pr_mp_put_uint(out, m->u.autohit.at);
         break;
     case PR_ACCEPT:
         pr_mp_put_uint(out, m->u.accept.conn);

@@ -411,3 +411,52 @@ def test_idle_objects_hibernate_and_wake_with_connections_open(tmp_path):
         assert 'msg="object woke" object=upper/h' in r.read_log()
     finally:
         r.stop()
+
+
+def test_attachments_tags_and_auto_response_survive_hibernation_and_restart(tmp_path):
+    from conftest import BUILD, Roomd
+    so = os.path.join(BUILD, "tests", "modules", "mod_upper.so")
+    r = Roomd(tmp_path, shards=1, extra=("--module", so, "--hibernate-after", "300ms"))
+    try:
+        async def ask(ws, cmd):
+            await ws.send(cmd)
+            return await asyncio.wait_for(ws.recv(), 20)
+
+        async def go():
+            c1 = await websockets.connect(r.ws + "/meta/m?tags=red")
+            c2 = await websockets.connect(r.ws + "/meta/m?tags=blue,red")
+            assert await ask(c1, "whoami") == "att=joined:tags=red tags=red"
+            assert await ask(c2, "whoami") == "att=joined:tags=blue,red tags=blue,red"
+            await c1.send("tagged blue only for blue")
+            assert await asyncio.wait_for(c2.recv(), 10) == "only for blue"
+            await c1.send("autoresp ping pong")
+            assert await ask(c1, "ping") == "pong"
+            assert await ask(c1, "autoat") == "yes"
+            assert await ask(c2, "autoat") == "no"
+            # Hibernated: the gateway answers without waking the object.
+            deadline = time.monotonic() + 20
+            while 'msg="object hibernated" object=meta/m' not in r.read_log():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            wakes = r.read_log().count('msg="object woke" object=meta/m')
+            assert await ask(c2, "ping") == "pong"
+            assert r.read_log().count('msg="object woke" object=meta/m') == wakes
+            assert await ask(c2, "whoami") == "att=joined:tags=blue,red tags=blue,red"
+            assert await ask(c2, "autoat") == "yes"
+            # A shard restart: attachments and tags come back from the gateway.
+            pid = r.shard_pids()["shard-0"]
+            os.kill(pid, signal.SIGKILL)
+            while 'msg="shard link down" shard=shard-0' not in r.read_log():
+                assert time.monotonic() < deadline + 20
+                await asyncio.sleep(0.02)
+            assert await ask(c1, "whoami") == "att=joined:tags=red tags=red"
+            assert await ask(c2, "whoami") == "att=joined:tags=blue,red tags=blue,red"
+            await c1.send("tagged red to the reds")
+            assert await asyncio.wait_for(c1.recv(), 10) == "to the reds"
+            assert await asyncio.wait_for(c2.recv(), 10) == "to the reds"
+            assert await ask(c1, "ping") == "pong"
+            await c1.close()
+            await c2.close()
+        run(go())
+    finally:
+        r.stop()

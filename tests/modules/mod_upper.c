@@ -4,6 +4,7 @@
  * and how many times create ran in this process. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "roomd_module.h"
 
@@ -54,9 +55,82 @@ static const roomd_class upper = {
     .destroy = upper_destroy,
 };
 
+/* Class "meta": drives attachments, tags and auto-responses from text
+ * commands, for the integration tests.
+ *   connect with ?tags=a,b    -> tags a and b, attachment "joined:<query>"
+ *   "whoami"                  -> "att=<attachment> tags=<t1>,<t2>"
+ *   "settag <t>"              -> tags replaced by <t>
+ *   "tagged <t> <text>"       -> <text> to every connection tagged <t>
+ *   "autoresp <req> <resp>"   -> the object's auto-response pair
+ *   "autoat"                  -> "yes" if the gateway auto-responded on this connection */
+static int meta_create(roomd_ctx *ctx, void **ret_state)
+{
+    *ret_state = NULL;
+    return 0;
+}
+
+static int meta_connect(roomd_ctx *ctx, void *state, roomd_conn *conn, const roomd_request *req)
+{
+    char att[300], q[256];
+    snprintf(q, sizeof q, "%.*s", (int)req->query_len, req->query);
+    int n = snprintf(att, sizeof att, "joined:%s", q);
+    roomd_conn_set_attachment(ctx, conn, att, (size_t)n);
+    if (strncmp(q, "tags=", 5) == 0) {
+        const char *tags[10];
+        size_t nt = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(q + 5, ",", &save); t && nt < 10; t = strtok_r(NULL, ",", &save))
+            tags[nt++] = t;
+        roomd_conn_set_tags(ctx, conn, tags, nt);
+    }
+    return 0;
+}
+
+static void meta_message(roomd_ctx *ctx, void *state, roomd_conn *conn, int opcode,
+                         const uint8_t *data, size_t len)
+{
+    char cmd[512], out[1024];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)len, (const char *)data);
+    if (strcmp(cmd, "whoami") == 0) {
+        size_t al;
+        const char *a = roomd_conn_attachment(conn, &al);
+        int n = snprintf(out, sizeof out, "att=%.*s tags=", (int)al, a ? a : "");
+        for (size_t i = 0; i < roomd_conn_tag_count(conn); i++)
+            n += snprintf(out + n, sizeof out - (size_t)n, "%s%s", i ? "," : "", roomd_conn_tag(conn, i));
+        roomd_send(ctx, conn, ROOMD_TEXT, out, (size_t)n);
+    } else if (strncmp(cmd, "settag ", 7) == 0) {
+        const char *t = cmd + 7;
+        roomd_conn_set_tags(ctx, conn, &t, 1);
+    } else if (strncmp(cmd, "tagged ", 7) == 0) {
+        char *sp = strchr(cmd + 7, ' ');
+        if (sp) {
+            *sp = '\0';
+            roomd_broadcast_tag(ctx, cmd + 7, ROOMD_TEXT, sp + 1, strlen(sp + 1), NULL);
+        }
+    } else if (strncmp(cmd, "autoresp ", 9) == 0) {
+        char *sp = strchr(cmd + 9, ' ');
+        if (sp) {
+            *sp = '\0';
+            roomd_set_auto_response(ctx, cmd + 9, sp + 1);
+        }
+    } else if (strcmp(cmd, "autoat") == 0) {
+        const char *yes = roomd_conn_auto_response_at(conn) ? "yes" : "no";
+        roomd_send(ctx, conn, ROOMD_TEXT, yes, strlen(yes));
+    }
+}
+
+static const roomd_class meta = {
+    .version = ROOMD_MODULE_API_VERSION,
+    .name = "meta",
+    .create = meta_create,
+    .connect = meta_connect,
+    .message = meta_message,
+};
+
 int roomd_module_init(roomd_loader *ld);
 
 int roomd_module_init(roomd_loader *ld)
 {
-    return roomd_class_register(ld, &upper);
+    int r = roomd_class_register(ld, &upper);
+    return r < 0 ? r : roomd_class_register(ld, &meta);
 }

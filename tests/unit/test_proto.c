@@ -1278,8 +1278,8 @@ static void test_decode_errors(void)
     EXPECT_ERR(type_neg, "message type is not an unsigned integer");
     static const uint8_t type0[] = { 0x92, 0x00, 0x01 };
     EXPECT_ERR(type0, "unknown message type 0");
-    static const uint8_t type13[] = { 0x92, 0x0d, 0x01 };
-    EXPECT_ERR(type13, "unknown message type 13");
+    static const uint8_t type16[] = { 0x92, 0x10, 0x01 };
+    EXPECT_ERR(type16, "unknown message type 16");
     static const uint8_t type42[] = { 0x92, 0x2a, 0x01 };
     EXPECT_ERR(type42, "unknown message type 42");
     static const uint8_t type_big[] = { 0x92, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1395,11 +1395,62 @@ static void test_decode_leaves_ret_on_failure(void)
     RD_CHECK(memcmp(&m, &copy, sizeof m) == 0);
 }
 
+/* OPEN's attachment and tags are optional: absent they read as empty;
+ * present they are checked like any field. */
+static void test_open_optional_fields(void)
+{
+    pr_msg m;
+    char err[RD_ERR_LEN];
+    rd_buf b = RD_BUF_INIT;
+    size_t start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 12);
+    pr_mp_put_uint(&b, PR_OPEN);
+    pr_mp_put_uint(&b, 7);
+    pr_mp_put_str(&b, "chat/x", 6);
+    pr_mp_put_str(&b, "id", 2);
+    pr_mp_put_uint(&b, 1);
+    pr_mp_put_uint(&b, PR_OPEN_RESUMED);
+    pr_mp_put_str(&b, "", 0);
+    pr_mp_put_str(&b, "r", 1);
+    pr_mp_put_str(&b, "", 0);
+    pr_mp_put_map(&b, 0);
+    pr_mp_put_bin(&b, "att", 3);
+    pr_mp_put_array(&b, 2);
+    pr_mp_put_str(&b, "red", 3);
+    pr_mp_put_str(&b, "blue", 4);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + 4, rd_buf_avail(&b) - 4, &m, err), 0);
+    RD_CHECK(m.type == PR_OPEN && m.u.open.attachment.n == 3 && m.u.open.tags.n == 2);
+    pr_str t;
+    RD_CHECK_EQ_INT(pr_list_next_str(&m.u.open.tags, &t), 0);
+    RD_CHECK(str_eq(t, "red"));
+    rd_buf_free(&b);
+    /* Ten fields: no attachment, no tags. */
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 10);
+    pr_mp_put_uint(&b, PR_OPEN);
+    pr_mp_put_uint(&b, 7);
+    pr_mp_put_str(&b, "chat/x", 6);
+    pr_mp_put_str(&b, "id", 2);
+    pr_mp_put_uint(&b, 1);
+    pr_mp_put_uint(&b, 0);
+    pr_mp_put_str(&b, "", 0);
+    pr_mp_put_str(&b, "r", 1);
+    pr_mp_put_str(&b, "", 0);
+    pr_mp_put_map(&b, 0);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + 4, rd_buf_avail(&b) - 4, &m, err), 0);
+    RD_CHECK(m.u.open.attachment.n == 0 && m.u.open.attachment.p == NULL && m.u.open.tags.n == 0);
+    RD_CHECK_EQ_INT(pr_list_next_str(&m.u.open.tags, &t), -ENOENT);
+    rd_buf_free(&b);
+}
+
 static void test_type_name(void)
 {
     static const char *const names[] = { "UNKNOWN", "HELLO", "OPEN", "ACCEPT", "REJECT", "CLOSE",
                                          "FRAME", "SEND", "BROADCAST", "HTTP_REQ", "HTTP_RES",
-                                         "PING", "PONG", "UNKNOWN" };
+                                         "PING", "PONG", "META", "AUTORESP", "AUTOHIT",
+                                         "UNKNOWN" };
     for (int i = 0; i < (int)N(names); i++)
         RD_CHECK(strcmp(pr_type_name(i), names[i]) == 0);
     RD_CHECK(strcmp(pr_type_name(-1), "UNKNOWN") == 0);
@@ -1480,6 +1531,7 @@ int main(void)
     RD_RUN(test_noncanonical_message);
     RD_RUN(test_decode_leaves_ret_on_failure);
     RD_RUN(test_type_name);
+    RD_RUN(test_open_optional_fields);
     RD_RUN(test_misuse);
     RD_RUN(test_list_zero_value);
     return rd_test_summary();
