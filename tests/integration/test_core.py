@@ -460,3 +460,43 @@ def test_attachments_tags_and_auto_response_survive_hibernation_and_restart(tmp_
         run(go())
     finally:
         r.stop()
+
+
+def test_the_1001st_connection_to_an_object_is_refused(tmp_path):
+    from conftest import Roomd
+    r = Roomd(tmp_path, shards=1, extra=("--max-per-ip", "0"))
+    try:
+        async def go():
+            sem = asyncio.Semaphore(100)
+
+            async def one():
+                async with sem:
+                    return await websockets.connect(r.ws + "/echo/full", ping_interval=None,
+                                                    compression=None)
+            conns = await asyncio.gather(*(one() for _ in range(1000)))
+            with pytest.raises(websockets.InvalidStatusCode) as e:
+                await websockets.connect(r.ws + "/echo/full")
+            assert e.value.status_code == 503
+            status, body, headers = await asyncio.to_thread(get, r.http + "/echo/full/getCurrentConnections")
+            assert body == "There are 1000 WebSocket clients connected to this Durable Object instance."
+            # Another object is not affected; a freed slot is usable again.
+            async with websockets.connect(r.ws + "/echo/other") as ws:
+                await ws.send("x")
+                assert await ws.recv() == ECHO_PREFIX + "x"
+            await conns[0].close()
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    ws = await websockets.connect(r.ws + "/echo/full")
+                    await ws.close()
+                    break
+                except websockets.InvalidStatusCode:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            for ws in conns[1:]:
+                ws.transport.abort()
+        run(go())
+        status, head, body = http_raw("127.0.0.1", r.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 200
+    finally:
+        r.stop()
