@@ -55,7 +55,7 @@ static const rd_cfg_opt gateway_opts[] = {
         "largest WebSocket frame payload (close 1009 beyond)"),
     OPT("max-message", RD_CFG_SIZE, max_message, "1m", 125, 64 << 20, "BYTES",
         "largest WebSocket message, all fragments (close 1009 beyond)"),
-    OPT("max-key", RD_CFG_SIZE, max_key, "256", 1, 1024, "BYTES",
+    OPT("max-key", RD_CFG_SIZE, max_key, "256", 1, 256, "BYTES",
         "longest object name after percent-decoding (400 beyond)"),
     OPT("resume-timeout", RD_CFG_MS, resume_timeout, "30s", 0, 3600000, "DURATION",
         "when a shard restarts its WebSockets wait (not read) this long for it, then close 1012"),

@@ -4,7 +4,7 @@
  *
  *   <data-dir>/<class>/<hh>/<escaped-name>-<hash>.db        the database
  *   <data-dir>/<class>/<hh>/<escaped-name>-<hash>.db.lock   the owner lock
- *   ...db-wal, ...db-shm                                     SQLite's WAL
+ *   <data-dir>/<class>/<hh>/<escaped-name>-<hash>.db-wal    SQLite's WAL
  *
  * where hash = rd_hash64(key) as 16 lower-case hex digits, hh its first two,
  * and escaped-name keeps [A-Za-z0-9._-] (except a leading '.') and writes
@@ -20,6 +20,10 @@
  * description, so a second open in the same process fails too, and a fork()
  * without exec shares the parent's lock (all descriptors are O_CLOEXEC).
  * Do not fork while a store is open unless the child only calls _exit/exec.
+ * SQLite runs in locking_mode=EXCLUSIVE (no -shm file, no per-transaction
+ * file locks), so while the store is open no other program can read the
+ * database either; operators inspect a copy, or the file once the object
+ * is closed (sqlite3 <file>).
  *
  * Threads. Single-threaded, like the shard: a store and everything it hands
  * out belong to the thread that opened it. Calls are not reentrant: from a
@@ -261,7 +265,9 @@ typedef int (*sh_store_row_cb)(void *ud, const sh_store_sql_value *cols, size_t 
 int sh_store_exec_sql(sh_store *st, const char *sql, const sh_store_sql_value *params,
                       size_t nparams, sh_store_row_cb cb, void *ud, char err[RD_ERR_LEN]);
 
-/* Rows changed by the last INSERT/UPDATE/DELETE run by sh_store_exec_sql. */
+/* Rows inserted, updated or deleted by the last sh_store_exec_sql() call,
+ * including those of triggers and foreign-key actions (0 after a failure
+ * that changed nothing). */
 int64_t sh_store_sql_changes(const sh_store *st);
 
 #endif
