@@ -185,6 +185,7 @@ typedef struct gw_config {
     uint64_t resume_timeout;
     char **modules;
     char *hibernate_after;    /* passed to shards as text */
+    char *durability;
     int64_t max_per_ip;
     uint64_t idle_timeout;
     int64_t msg_rate;

@@ -35,6 +35,8 @@ static const rd_cfg_opt gateway_opts[] = {
         "roomd-shard binary; unset: next to this binary, then ../shard/, then $PATH"),
     OPT("module", RD_CFG_LIST, modules, NULL, 0, 0, "PATH",
         "spawn mode: passed to every shard (roomd-shard --module): load classes from a shared object"),
+    OPT("durability", RD_CFG_STR, durability, "normal", 0, 0, "normal|full",
+        "spawn mode: passed to every shard: full makes every storage commit wait for fsync"),
     OPT("hibernate-after", RD_CFG_STR, hibernate_after, "10s", 0, 0, "DURATION",
         "spawn mode: passed to every shard: evict objects idle this long, their WebSockets staying open"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),

@@ -32,6 +32,8 @@ static const rd_cfg_opt shard_opts[] = {
         "largest gateway protocol frame accepted"),
     OPT("module", RD_CFG_LIST, modules, NULL, 0, 0, "PATH",
         "load object classes from a shared object (see roomd_module.h)"),
+    OPT("durability", RD_CFG_STR, durability, "normal", 0, 0, "normal|full",
+        "normal: a commit survives a process crash; full: it also survives power loss (fsync)"),
     OPT("hibernate-after", RD_CFG_MS, hibernate_after, "10s", 0, 86400000, "DURATION",
         "evict an object with connections after this long without events (its destroy runs, its "
         "WebSockets stay open, the next event re-runs create); 0: never"),
@@ -127,6 +129,10 @@ int main(int argc, char **argv)
     }
     if (!sh.cfg.name || !name_valid(sh.cfg.name)) {
         snprintf(err, sizeof err, "--name is required: 1-64 of [A-Za-z0-9._-], not starting with '.'");
+        goto fail_cfg;
+    }
+    if (strcmp(sh.cfg.durability, "normal") != 0 && strcmp(sh.cfg.durability, "full") != 0) {
+        snprintf(err, sizeof err, "--durability: '%s' is not 'normal' or 'full'", sh.cfg.durability);
         goto fail_cfg;
     }
     int lvl = rd_log_level_parse(sh.cfg.log_level);

@@ -76,6 +76,62 @@ typedef struct roomd_class {
     void (*destroy)(roomd_ctx *ctx, void *state);
 } roomd_class;
 
+/* --- storage -------------------------------------------------------------
+ *
+ * Each object has its own durable store: one SQLite database under the
+ * shard's --data-dir, opened on first use under an exclusive lock (a second
+ * process that wants the same object gets -EWOULDBLOCK). Every storage call
+ * made during one callback belongs to one transaction, committed when the
+ * callback returns; what the callback sent is released to clients only
+ * after that commit (the output gate). If a commit fails the shard stops
+ * (crash-only): nothing it had not yet released was acknowledged, and the
+ * gateway restarts it with every client still connected.
+ *
+ * Keys are 1..2048 bytes, ordered byte-wise; values up to 128 KiB. Errors
+ * are negative errno; roomd_storage_error() has the text of the last one.
+ * Values handed out are valid until the callback returns. */
+int roomd_storage_get(roomd_ctx *ctx, const void *key, size_t klen, const void **ret_value,
+                      size_t *ret_len);  /* 0, -ENOENT when absent */
+int roomd_storage_put(roomd_ctx *ctx, const void *key, size_t klen, const void *value, size_t vlen);
+int roomd_storage_delete(roomd_ctx *ctx, const void *key, size_t klen); /* 0, -ENOENT */
+
+/* Which keys a list visits: those in [start, end) beginning with prefix
+ * (NULL: unbounded / no prefix); limit 1..1000 (0: 1000); reverse order on
+ * request. The callback returns 0 to go on, > 0 to stop, < 0 to abort. */
+typedef struct roomd_range {
+    const void *prefix;
+    size_t prefix_len;
+    const void *start;
+    size_t start_len;
+    const void *end;
+    size_t end_len;
+    uint32_t limit;
+    _Bool reverse;
+} roomd_range;
+typedef int (*roomd_list_cb)(void *ud, const uint8_t *key, size_t klen, const uint8_t *value,
+                             size_t vlen);
+/* Returns the number of pairs visited, or a negative errno. */
+int roomd_storage_list(roomd_ctx *ctx, const roomd_range *range, roomd_list_cb cb, void *ud);
+
+/* SQL for classes that want tables of their own, in the same transaction.
+ * With parameters: one statement, ?1..?N bound in order. Refused (-EPERM):
+ * ATTACH, PRAGMA, VACUUM, transaction control, the reserved tables kv/meta
+ * (kv may be read). Returns the rows handed to cb, or a negative errno. */
+enum { ROOMD_SQL_NULL = 0, ROOMD_SQL_INT, ROOMD_SQL_FLOAT, ROOMD_SQL_TEXT, ROOMD_SQL_BLOB };
+typedef struct roomd_sql_value {
+    int type;             /* ROOMD_SQL_* */
+    int64_t i;
+    double f;
+    const void *p;        /* TEXT, BLOB (results: TEXT is NUL-terminated) */
+    size_t n;
+    const char *name;     /* column name in results */
+} roomd_sql_value;
+typedef int (*roomd_row_cb)(void *ud, const roomd_sql_value *cols, size_t ncols);
+int roomd_sql(roomd_ctx *ctx, const char *sql, const roomd_sql_value *params, size_t nparams,
+              roomd_row_cb cb, void *ud);
+
+const char *roomd_storage_error(roomd_ctx *ctx);
+
 /* --- loadable modules ---------------------------------------------------- */
 
 /* A module is a shared object (`roomd-shard --module path.so`, repeatable)

@@ -13,6 +13,7 @@
 #include "rd_map.h"
 #include "rd_uuid.h"
 #include "roomd_module.h"
+#include "sh_store.h"
 
 typedef struct sh_object sh_object;
 
@@ -60,6 +61,7 @@ struct sh_object {
     size_t nconns, cap;
     uint32_t busy;              /* callbacks running: never evict inside one */
     bool hibernated;            /* destroy ran; state is gone; conns are kept */
+    sh_store *store;            /* opened on first storage use; closed when evicted */
     char *ar_request;           /* auto-response pair, NULL: none */
     char *ar_response;
     uint64_t last_event_ms;     /* monotonic */
@@ -74,6 +76,10 @@ struct roomd_ctx {
     size_t offered_len;
     char protocol[128];
     bool protocol_set;
+    /* storage: values handed out during this callback */
+    void **allocs;
+    size_t nallocs;
+    char err[RD_ERR_LEN];
     /* http */
     sh_link *http_link;
     uint64_t http_req;
@@ -90,6 +96,7 @@ typedef struct sh_config {
     uint64_t link_high;         /* output queued to one gateway before all input pauses */
     char **modules;             /* --module, repeatable */
     uint64_t hibernate_after;   /* ms without events before an object with connections is evicted */
+    char *durability;           /* "normal" or "full" */
 } sh_config;
 
 typedef struct sh_server {
@@ -134,6 +141,10 @@ void sh_autoresp_publish(sh_object *o);
 
 /* sh_module.c */
 void sh_module_register_builtins(void);
+/* The end of a callback: commit the object's storage transaction (the
+ * output gate: nothing is flushed before this) and free what the callback
+ * was handed. A failed commit stops the shard. */
+void sh_event_end(roomd_ctx *ctx);
 /* dlopen a module and run its roomd_module_init(). 0 or negative errno. */
 int sh_module_load(const char *path, char err[RD_ERR_LEN]);
 const roomd_class *sh_module_find(const char *name, size_t len);
@@ -144,5 +155,7 @@ void sh_module_shutdown(void);
 extern const roomd_class cls_echo;
 extern const roomd_class cls_chat;
 extern const roomd_class cls_mirror;
+extern const roomd_class cls_counter;
+extern const roomd_class cls_kv;
 
 #endif

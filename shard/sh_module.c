@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rd_log.h"
 #include "sh.h"
@@ -87,6 +88,8 @@ void sh_module_register_builtins(void)
     register_class(&cls_echo);
     register_class(&cls_chat);
     register_class(&cls_mirror);
+    register_class(&cls_counter);
+    register_class(&cls_kv);
 }
 
 const roomd_class *sh_module_find(const char *name, size_t len)
@@ -329,6 +332,97 @@ int roomd_set_auto_response(roomd_ctx *ctx, const char *request, const char *res
 }
 
 uint64_t roomd_conn_auto_response_at(const roomd_conn *conn) { return conn->autoresp_at; }
+
+/* --- storage ---------------------------------------------------------------- */
+
+_Static_assert(sizeof(roomd_sql_value) == sizeof(sh_store_sql_value), "roomd_sql_value mirrors sh_store");
+_Static_assert(sizeof(roomd_range) == sizeof(sh_store_range), "roomd_range mirrors sh_store");
+
+/* The object's store, opened on first use, with the event's transaction begun. */
+static sh_store *ctx_store(roomd_ctx *ctx)
+{
+    sh_object *o = ctx->obj;
+    if (!o->store) {
+        sh_store_durability d = strcmp(sh.cfg.durability, "full") == 0 ? SH_STORE_FULL : SH_STORE_NORMAL;
+        if (sh_store_open(sh.cfg.data_dir, o->key, o->key_len, d, &o->store, ctx->err) < 0) {
+            rd_err("msg=\"cannot open object storage\" object=%s err=\"%s\"", o->key, ctx->err);
+            return NULL;
+        }
+    }
+    if (!sh_store_pending(o->store))
+        sh_store_begin(o->store); /* -EALREADY when this event already began: fine */
+    return o->store;
+}
+
+void sh_event_end(roomd_ctx *ctx)
+{
+    sh_object *o = ctx->obj;
+    for (size_t i = 0; i < ctx->nallocs; i++)
+        free(ctx->allocs[i]);
+    free(ctx->allocs);
+    ctx->allocs = NULL;
+    ctx->nallocs = 0;
+    if (!o || !o->store)
+        return;
+    char err[RD_ERR_LEN];
+    if (sh_store_commit(o->store, err) < 0) {
+        /* Crash-only: this event's output is still unsent, so nothing that
+         * depended on the lost writes was acknowledged; the gateway restarts
+         * us and resumes every connection. */
+        rd_err("msg=\"storage commit failed; stopping\" object=%s err=\"%s\"", o->key, err);
+        _exit(70);
+    }
+}
+
+int roomd_storage_get(roomd_ctx *ctx, const void *key, size_t klen, const void **ret_value,
+                      size_t *ret_len)
+{
+    sh_store *st = ctx_store(ctx);
+    if (!st)
+        return -EIO;
+    rd_buf v = RD_BUF_INIT;
+    int r = sh_store_get(st, key, klen, &v, ctx->err);
+    if (r < 0) {
+        rd_buf_free(&v);
+        return r;
+    }
+    if (!v.p)
+        rd_buf_reserve(&v, 1);
+    ctx->allocs = rd_xrealloc(ctx->allocs, (ctx->nallocs + 1) * sizeof *ctx->allocs);
+    ctx->allocs[ctx->nallocs++] = v.p;
+    *ret_value = v.p;
+    *ret_len = v.len;
+    return 0;
+}
+
+int roomd_storage_put(roomd_ctx *ctx, const void *key, size_t klen, const void *value, size_t vlen)
+{
+    sh_store *st = ctx_store(ctx);
+    return st ? sh_store_put(st, key, klen, value, vlen, ctx->err) : -EIO;
+}
+
+int roomd_storage_delete(roomd_ctx *ctx, const void *key, size_t klen)
+{
+    sh_store *st = ctx_store(ctx);
+    return st ? sh_store_del(st, key, klen, ctx->err) : -EIO;
+}
+
+int roomd_storage_list(roomd_ctx *ctx, const roomd_range *range, roomd_list_cb cb, void *ud)
+{
+    sh_store *st = ctx_store(ctx);
+    return st ? sh_store_list(st, (const sh_store_range *)range, (sh_store_list_cb)cb, ud, ctx->err) : -EIO;
+}
+
+int roomd_sql(roomd_ctx *ctx, const char *sql, const roomd_sql_value *params, size_t nparams,
+              roomd_row_cb cb, void *ud)
+{
+    sh_store *st = ctx_store(ctx);
+    return st ? sh_store_exec_sql(st, sql, (const sh_store_sql_value *)params, nparams,
+                                  (sh_store_row_cb)cb, ud, ctx->err)
+              : -EIO;
+}
+
+const char *roomd_storage_error(roomd_ctx *ctx) { return ctx->err; }
 
 int roomd_reject(roomd_ctx *ctx, int status, const char *reason)
 {

@@ -47,9 +47,11 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
     ctx_init(&ctx, o);
     o->busy++;
     int r = cls->create(&ctx, &o->state);
+    sh_event_end(&ctx);
     o->busy--;
     if (r < 0) {
         rd_warn("msg=\"class refused to create object\" object=%s err=%d", o->key, r);
+        sh_store_close(o->store);
         free(o->key);
         free(o);
         *ret_status = 500;
@@ -73,6 +75,7 @@ static int object_touch(sh_object *o)
     ctx_init(&ctx, o);
     o->busy++;
     int r = o->cls->create(&ctx, &o->state);
+    sh_event_end(&ctx);
     o->busy--;
     if (r < 0) {
         rd_warn("msg=\"class refused to wake object\" object=%s err=%d", o->key, r);
@@ -91,6 +94,9 @@ static void object_hibernate(sh_object *o)
     ctx_init(&ctx, o);
     if (o->cls->destroy)
         o->cls->destroy(&ctx, o->state);
+    sh_event_end(&ctx);
+    sh_store_close(o->store); /* releases the lock and SQLite's cache */
+    o->store = NULL;
     o->state = NULL;
     o->hibernated = true;
     /* Keep only what the connections need: an exact-size member array. */
@@ -174,6 +180,9 @@ static void object_evict(sh_object *o)
         sh.hibernated--;
     else if (o->cls->destroy)
         o->cls->destroy(&ctx, o->state);
+    sh_event_end(&ctx);
+    sh_store_close(o->store);
+    o->store = NULL;
     rd_smap_del(&sh.objects, o->key, o->key_len);
     rd_debug("msg=\"object evicted\" object=%s", o->key);
     free(o->conns);
@@ -289,6 +298,7 @@ static void handle_open(sh_link *l, const pr_msg *m)
         req.remote = remote;
         o->busy++;
         accepted = o->cls->connect(&ctx, o->state, c, &req) == 0;
+        sh_event_end(&ctx);
         o->busy--;
     } else {
         accepted = 1;
@@ -352,6 +362,7 @@ static void conn_gone(roomd_conn *c, int code, const char *reason, size_t rlen)
         ctx_init(&ctx, o);
         o->busy++;
         o->cls->close(&ctx, o->state, c, code, reason, rlen);
+        sh_event_end(&ctx);
         o->busy--;
     }
     sh_conn_free_meta(c);
@@ -374,6 +385,7 @@ static void handle_frame(sh_link *l, const pr_msg *m)
     o->busy++;
     o->cls->message(&ctx, o->state, c, (int)m->u.frame.opcode, m->u.frame.payload.p,
                     m->u.frame.payload.n);
+    sh_event_end(&ctx);
     o->busy--;
 }
 
@@ -428,6 +440,7 @@ static void handle_http(sh_link *l, const pr_msg *m)
         };
         o->busy++;
         o->cls->http(&ctx, o->state, &req);
+        sh_event_end(&ctx);
         o->busy--;
     }
     if (!ctx.replied) {

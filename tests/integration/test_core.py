@@ -430,6 +430,9 @@ def test_attachments_tags_and_auto_response_survive_hibernation_and_restart(tmp_
             await c1.send("tagged blue only for blue")
             assert await asyncio.wait_for(c2.recv(), 10) == "only for blue"
             await c1.send("autoresp ping pong")
+            # The shard tells the gateway before it answers this: once the
+            # answer is here, the gateway has the pair.
+            assert await ask(c1, "whoami") == "att=joined:tags=red tags=red"
             assert await ask(c1, "ping") == "pong"
             assert await ask(c1, "autoat") == "yes"
             assert await ask(c2, "autoat") == "no"

@@ -1,0 +1,198 @@
+"""Durable objects: the counter and kv classes on per-object SQLite, the
+output gate (a reply means the write is committed), and crash survival."""
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+import websockets
+
+from conftest import Roomd
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def run(coro, limit=120):
+    return asyncio.run(asyncio.wait_for(coro, limit))
+
+
+def test_counter_exact_across_sigkill_of_every_process(tmp_path):
+    data = tmp_path / "data"
+    r = Roomd(tmp_path / "a", shards=4, extra=("--data-dir", str(data), "--msg-rate", "0"))
+    try:
+        async def client():
+            async with websockets.connect(r.ws + "/counter/exact") as ws:
+                last = 0
+                for _ in range(200):
+                    await ws.send('{"op":"increment"}')
+                    last = json.loads(await ws.recv())["value"]
+                return last
+
+        async def go():
+            return await asyncio.gather(*(client() for _ in range(50)))
+        results = run(go())
+        assert max(results) == 10000
+        assert get(r.http + "/counter/exact") == "10000\n"
+    finally:
+        # SIGKILL the gateway and every shard: no clean shutdown at all.
+        pids = [r.proc.pid] + list(r.shard_pids().values())
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        r.proc.wait()
+        r.log.close()
+    r2 = Roomd(tmp_path / "b", shards=4, extra=("--data-dir", str(data)))
+    try:
+        assert get(r2.http + "/counter/exact") == "10000\n"
+
+        async def more():
+            async with websockets.connect(r2.ws + "/counter/exact") as ws:
+                await ws.send('{"op":"increment","by":5}')
+                return json.loads(await ws.recv())
+        assert run(more()) == {"value": 10005}
+    finally:
+        r2.stop()
+
+
+def test_shard_killed_mid_load_loses_no_acknowledged_increment(tmp_path):
+    r = Roomd(tmp_path, shards=2, extra=("--msg-rate", "0"))
+    acked = [0]
+    sent = [0]
+    try:
+        owner = r.route("counter/midload")
+        pid = r.shard_pids()[owner]
+
+        async def client(ws):
+            for _ in range(150):
+                while True:
+                    await ws.send('{"op":"increment"}')
+                    sent[0] += 1
+                    try:
+                        json.loads(await asyncio.wait_for(ws.recv(), 3))
+                        acked[0] += 1
+                        break
+                    except asyncio.TimeoutError:
+                        continue  # the message died with the shard; resend
+
+        async def killer():
+            while acked[0] < 400:
+                await asyncio.sleep(0.01)
+            os.kill(pid, signal.SIGKILL)
+
+        async def go():
+            conns = [await websockets.connect(r.ws + "/counter/midload") for _ in range(10)]
+            await asyncio.gather(killer(), *(client(ws) for ws in conns))
+            for ws in conns:
+                assert ws.open, "a client connection closed"
+            await conns[0].send('{"op":"get"}')
+            value = json.loads(await conns[0].recv())["value"]
+            for ws in conns:
+                await ws.close()
+            return value
+        value = run(go(), 180)
+        assert acked[0] == 1500
+        assert acked[0] <= value <= sent[0], (acked[0], value, sent[0])
+        assert r.shard_pids()[owner] != pid
+    finally:
+        r.stop()
+
+
+def test_kv_operations(roomd):
+    async def go():
+        async with websockets.connect(roomd.ws + "/kv/app") as ws:
+            async def ask(msg):
+                await ws.send(json.dumps(msg))
+                return json.loads(await ws.recv())
+            assert await ask({"op": "put", "key": "user:1", "value": {"name": "ada"}, "id": 1}) == {"ok": True, "id": 1}
+            assert await ask({"op": "put", "key": "user:2", "value": "bob"}) == {"ok": True}
+            assert await ask({"op": "put", "key": "zzz", "value": 3}) == {"ok": True}
+            assert await ask({"op": "get", "key": "user:1"}) == {"value": {"name": "ada"}}
+            assert await ask({"op": "get", "key": "nope"}) == {"value": None}
+            assert await ask({"op": "list", "prefix": "user:"}) == {"items": [["user:1", {"name": "ada"}], ["user:2", "bob"]]}
+            assert await ask({"op": "list", "reverse": True, "limit": 1}) == {"items": [["zzz", 3]]}
+            assert await ask({"op": "delete", "key": "user:2"}) == {"deleted": True}
+            assert await ask({"op": "delete", "key": "user:2"}) == {"deleted": False}
+            assert (await ask({"op": "list", "limit": 5000}))["error"] == "limit is at most 1000"
+            assert "error" in await ask({"op": "put", "key": "", "value": 1})
+            assert "error" in await ask({"op": "frobnicate"})
+            assert await ask({"op": "put", "key": "big", "value": "x" * 200000}) == {"error": "key or value too large"}
+        # A second connection (another time, maybe after hibernation) sees the same data.
+        async with websockets.connect(roomd.ws + "/kv/app") as ws:
+            await ws.send(json.dumps({"op": "get", "key": "user:1"}))
+            assert json.loads(await ws.recv()) == {"value": {"name": "ada"}}
+    run(go())
+
+
+def intruder_http(sock_path, key):
+    """Speak the shard protocol to a shard directly: HELLO, then one HTTP_REQ."""
+    import socket as pysock
+    import struct
+    import msgpack
+    s = pysock.socket(pysock.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sock_path)
+    buf = b""
+
+    def send(m):
+        b = msgpack.packb(m, use_bin_type=True)
+        s.sendall(struct.pack("!I", len(b)) + b)
+
+    def recv():
+        nonlocal buf
+        while True:
+            if len(buf) >= 4 and len(buf) >= 4 + struct.unpack("!I", buf[:4])[0]:
+                n = struct.unpack("!I", buf[:4])[0]
+                m, buf = msgpack.unpackb(buf[4:4 + n], raw=False), buf[4 + n:]
+                return m
+            buf += s.recv(65536)
+    recv()  # HELLO
+    send([1, 1, "gateway", "pytest", []])
+    send([9, 1, key, "GET", "", "", {}, b"", "x"])
+    res = recv()
+    s.close()
+    return res
+
+
+def test_object_storage_is_owned_by_one_process(tmp_path):
+    """A second shard process pointed at the same data dir cannot open an
+    object another one holds: it gets a clear refusal, never a second writer."""
+    import subprocess
+    from conftest import SHARD
+    data = tmp_path / "data"
+    r = Roomd(tmp_path / "a", shards=1, extra=("--data-dir", str(data)))
+    other = None
+    try:
+        async def go():
+            nonlocal other
+            async with websockets.connect(r.ws + "/counter/owned") as ws:
+                await ws.send('{"op":"increment"}')
+                assert json.loads(await ws.recv()) == {"value": 1}
+                other = subprocess.Popen([SHARD, "--name", "intruder", "--run-dir", str(tmp_path / "run2"),
+                                          "--data-dir", str(data)], stderr=subprocess.PIPE, text=True)
+                sock_path = str(tmp_path / "run2" / "intruder.sock")
+                deadline = time.monotonic() + 10
+                while not os.path.exists(sock_path):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.02)
+                res = await asyncio.to_thread(intruder_http, sock_path, "counter/owned")
+                assert res[:3] == [10, 1, 503]
+                assert res[4] == b"storage unavailable\n"
+                # The owner is unaffected.
+                await ws.send('{"op":"increment"}')
+                assert json.loads(await ws.recv()) == {"value": 2}
+        run(go())
+        other.terminate()
+        err = other.communicate(timeout=10)[1]
+        assert "owned by another process" in err
+    finally:
+        if other and other.poll() is None:
+            other.kill()
+        r.stop()
