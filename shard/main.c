@@ -102,6 +102,7 @@ static int listen_socket(char err[RD_ERR_LEN])
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     sh_object_tick();
+    sh_alarm_tick();
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -156,6 +157,8 @@ int main(int argc, char **argv)
         if (sh_module_load(sh.cfg.modules[i], err) < 0)
             goto fail_cfg;
     rd_map_init(&sh.objects, 1);
+    if (sh_alarm_init(err) < 0)
+        goto fail;
     sh.base = event_base_new();
     if (!sh.base) {
         snprintf(err, sizeof err, "event_base_new failed");
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
         sh_link_close(sh.links, "shard stopping");
     sh_link_reap();
     sh_object_shutdown();
+    sh_alarm_shutdown();
     event_free(ev_tick);
     event_free(ev_term);
     event_free(ev_int);

@@ -74,6 +74,13 @@ typedef struct roomd_class {
     void (*http)(roomd_ctx *ctx, void *state, const roomd_request *req);
     /* Free the state. Optional. */
     void (*destroy)(roomd_ctx *ctx, void *state);
+    /* The object's alarm is due (set with roomd_alarm_set). It runs even if
+     * the object was evicted or the shard restarted since. Return 0 when
+     * handled: the alarm is then cleared (unless the handler set a new one).
+     * Return a negative errno to have it retried (1 s, 2 s, 4 s ... up to 10
+     * tries; retries counts the earlier attempts); that attempt's storage
+     * writes are rolled back. Optional. */
+    int (*alarm)(roomd_ctx *ctx, void *state, unsigned retries);
 } roomd_class;
 
 /* --- storage -------------------------------------------------------------
@@ -131,6 +138,13 @@ int roomd_sql(roomd_ctx *ctx, const char *sql, const roomd_sql_value *params, si
               roomd_row_cb cb, void *ud);
 
 const char *roomd_storage_error(roomd_ctx *ctx);
+
+/* The object's one alarm: a wake-up time in ms since the epoch, stored
+ * durably with the object (part of the callback's transaction). at_ms 0
+ * deletes it. The shard fires it at-least-once, after evictions and
+ * restarts too. 0 or a negative errno. */
+int roomd_alarm_set(roomd_ctx *ctx, uint64_t at_ms);
+int roomd_alarm_get(roomd_ctx *ctx, uint64_t *ret_at_ms); /* 0 in *ret_at_ms: none */
 
 /* --- loadable modules ---------------------------------------------------- */
 

@@ -112,6 +112,10 @@ typedef struct sh_server {
     bool stopping;
     bool input_paused;          /* a gateway link is over the high watermark */
     size_t hibernated;          /* objects hibernating now */
+    sh_store *alarm_index;      /* <data-dir>/_alarms/<name>: object key -> due time */
+    struct sh_alarm *alarms;    /* min-heap by due time */
+    size_t nalarms, alarms_cap;
+    uint64_t alarms_fired;
     uint64_t hibernations, wakes;
     uint64_t input_pauses;
 } sh_server;
@@ -145,6 +149,25 @@ void sh_module_register_builtins(void);
  * output gate: nothing is flushed before this) and free what the callback
  * was handed. A failed commit stops the shard. */
 void sh_event_end(roomd_ctx *ctx);
+
+/* sh_alarm.c: the shard's alarm schedule. The index (a store of its own)
+ * lists every object with an alarm so a restarted shard finds them; each
+ * object's own store holds the authoritative time. */
+typedef struct sh_alarm {
+    uint64_t at;                /* ms since the epoch */
+    unsigned retries;
+    char *key;
+} sh_alarm;
+int sh_alarm_init(char err[RD_ERR_LEN]);
+void sh_alarm_shutdown(void);
+/* Record in the index (before the object's own commit) and schedule. */
+int sh_alarm_schedule(const char *key, size_t klen, uint64_t at, unsigned retries);
+/* Drop an object from the index (its alarm is gone). */
+void sh_alarm_forget(const char *key);
+/* Fire what is due (from the tick). */
+void sh_alarm_tick(void);
+/* sh_object.c: run one due alarm; returns < 0 when it must be retried. */
+int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned retries);
 /* dlopen a module and run its roomd_module_init(). 0 or negative errno. */
 int sh_module_load(const char *path, char err[RD_ERR_LEN]);
 const roomd_class *sh_module_find(const char *name, size_t len);

@@ -424,6 +424,28 @@ int roomd_sql(roomd_ctx *ctx, const char *sql, const roomd_sql_value *params, si
 
 const char *roomd_storage_error(roomd_ctx *ctx) { return ctx->err; }
 
+int roomd_alarm_set(roomd_ctx *ctx, uint64_t at_ms)
+{
+    sh_store *st = ctx_store(ctx);
+    if (!st)
+        return -EIO;
+    /* Index first: if we die between the two commits, the index names an
+     * alarm the object does not have, which firing checks and skips; the
+     * other order could lose an alarm. */
+    if (at_ms) {
+        int r = sh_alarm_schedule(ctx->obj->key, ctx->obj->key_len, at_ms, 0);
+        if (r < 0)
+            return r;
+    }
+    return sh_store_alarm_set(st, at_ms, ctx->err);
+}
+
+int roomd_alarm_get(roomd_ctx *ctx, uint64_t *ret_at_ms)
+{
+    sh_store *st = ctx_store(ctx);
+    return st ? sh_store_alarm_get(st, ret_at_ms, ctx->err) : -EIO;
+}
+
 int roomd_reject(roomd_ctx *ctx, int status, const char *reason)
 {
     if (status < 400 || status > 599)

@@ -494,6 +494,49 @@ void sh_object_link_gone(sh_link *l)
     free(all);
 }
 
+int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned retries)
+{
+    int status = 0;
+    sh_object *o = object_get(key, klen, &status);
+    if (!o)
+        return status == 404 ? -ENOENT : -EIO; /* a class no longer loaded: forget it */
+    if (object_touch(o) < 0) {
+        object_maybe_evict(o);
+        return -EIO;
+    }
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    o->busy++;
+    uint64_t stored = 0;
+    int r = roomd_alarm_get(&ctx, &stored);
+    if (r < 0 || stored == 0 || stored > rd_wall_ms()) {
+        /* Storage owned elsewhere (not ours to fire), no alarm (a stale
+         * index entry), or moved later (its own entry is scheduled). */
+        sh_event_end(&ctx);
+        o->busy--;
+        object_maybe_evict(o);
+        return r == -EWOULDBLOCK ? -EAGAIN : r < 0 ? r : stored == 0 ? -ENOENT : -EAGAIN;
+    }
+    int hr = o->cls->alarm ? o->cls->alarm(&ctx, o->state, retries) : 0;
+    bool cleared = false;
+    if (hr < 0) {
+        sh_store_rollback(o->store); /* the failed attempt leaves nothing behind */
+    } else {
+        uint64_t now_stored = 0;
+        if (roomd_alarm_get(&ctx, &now_stored) == 0 && now_stored == stored) {
+            roomd_alarm_set(&ctx, 0); /* handled, and the handler did not set a new one */
+            cleared = true;
+        }
+    }
+    sh_event_end(&ctx);
+    o->busy--;
+    if (cleared)
+        sh_alarm_forget(o->key);
+    rd_debug("msg=\"alarm fired\" object=%s retries=%u result=%d", o->key, retries, hr);
+    object_maybe_evict(o);
+    return hr < 0 ? hr : 0;
+}
+
 void sh_object_shutdown(void)
 {
     sh_object *o;

@@ -196,3 +196,49 @@ def test_object_storage_is_owned_by_one_process(tmp_path):
         if other and other.poll() is None:
             other.kill()
         r.stop()
+
+
+def test_alarm_fires_after_the_shard_was_killed_and_restarted(tmp_path):
+    from conftest import BUILD
+    so = os.path.join(BUILD, "tests", "modules", "mod_upper.so")
+    r = Roomd(tmp_path, shards=1, extra=("--module", so))
+    try:
+        async def go():
+            async with websockets.connect(r.ws + "/meta/alarmed") as ws:
+                await ws.send("alarm 2000")
+                assert await ws.recv() == "alarm set"
+                # Kill the shard right away: the alarm is on disk, not in memory.
+                os.kill(r.shard_pids()["shard-0"], signal.SIGKILL)
+                msg = await asyncio.wait_for(ws.recv(), 30)
+                assert msg == "alarm fired 1 retries=0"
+            # Fired once: no second run.
+            assert get(r.http + "/meta/alarmed") == "alarms=1\n"
+        run(go())
+        assert 'msg="shard died" shard=shard-0' in r.read_log()
+        assert 'msg="alarms loaded" count=1' in r.read_log()
+    finally:
+        r.stop()
+
+
+def test_failed_alarm_is_retried_and_fires_after_eviction(tmp_path):
+    from conftest import BUILD
+    so = os.path.join(BUILD, "tests", "modules", "mod_upper.so")
+    r = Roomd(tmp_path, shards=1, extra=("--module", so))
+    try:
+        async def go():
+            async with websockets.connect(r.ws + "/meta/retry") as ws:
+                await ws.send("alarmfail 300")
+                assert await ws.recv() == "alarm set"
+                assert await asyncio.wait_for(ws.recv(), 30) == "alarm fired 1 retries=1"
+            # An object with no connections is evicted; its alarm still fires.
+            async with websockets.connect(r.ws + "/meta/evicted") as ws:
+                await ws.send("alarm 500")
+                assert await ws.recv() == "alarm set"
+            deadline = time.monotonic() + 30
+            while get(r.http + "/meta/evicted") != "alarms=1\n":
+                assert time.monotonic() < deadline, "alarm of an evicted object never fired"
+                await asyncio.sleep(0.1)
+        run(go())
+        assert 'msg="alarm failed; will retry" object=meta/retry' in r.read_log()
+    finally:
+        r.stop()

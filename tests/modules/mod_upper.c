@@ -2,7 +2,9 @@
  * every text message upper-cased. Its HTTP answer shows its connections,
  * the messages this instance has seen (in memory: gone when it hibernates)
  * and how many times create ran in this process. */
+#include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +64,12 @@ static const roomd_class upper = {
  *   "settag <t>"              -> tags replaced by <t>
  *   "tagged <t> <text>"       -> <text> to every connection tagged <t>
  *   "autoresp <req> <resp>"   -> the object's auto-response pair
- *   "autoat"                  -> "yes" if the gateway auto-responded on this connection */
+ *   "autoat"                  -> "yes" if the gateway auto-responded on this connection
+ *   "alarm <ms>"              -> sets the object's alarm <ms> from now; replies "alarm set"
+ *   "alarmfail <ms>"          -> the same, and the next attempt fails once (a retry follows)
+ * The alarm handler counts its runs in storage and broadcasts
+ * "alarm fired <count> retries=<n>". GET answers "alarms=<count>". */
+static int fail_next;
 static int meta_create(roomd_ctx *ctx, void **ret_state)
 {
     *ret_state = NULL;
@@ -113,10 +120,52 @@ static void meta_message(roomd_ctx *ctx, void *state, roomd_conn *conn, int opco
             *sp = '\0';
             roomd_set_auto_response(ctx, cmd + 9, sp + 1);
         }
+    } else if (strncmp(cmd, "alarm ", 6) == 0 || strncmp(cmd, "alarmfail ", 10) == 0) {
+        bool failing = cmd[5] == 'f';
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        uint64_t ms = strtoull(cmd + (failing ? 10 : 6), NULL, 10);
+        if (failing)
+            fail_next = 1;
+        int r = roomd_alarm_set(ctx, now + ms);
+        const char *out2 = r == 0 ? "alarm set" : "alarm error";
+        roomd_send(ctx, conn, ROOMD_TEXT, out2, strlen(out2));
     } else if (strcmp(cmd, "autoat") == 0) {
         const char *yes = roomd_conn_auto_response_at(conn) ? "yes" : "no";
         roomd_send(ctx, conn, ROOMD_TEXT, yes, strlen(yes));
     }
+}
+
+static uint64_t alarm_count(roomd_ctx *ctx)
+{
+    const void *v;
+    size_t n;
+    uint64_t c = 0;
+    if (roomd_storage_get(ctx, "alarms", 6, &v, &n) == 0 && n == sizeof c)
+        memcpy(&c, v, sizeof c);
+    return c;
+}
+
+static int meta_alarm(roomd_ctx *ctx, void *state, unsigned retries)
+{
+    if (fail_next > 0) {
+        fail_next--;
+        return -5; /* -EIO: try again */
+    }
+    uint64_t c = alarm_count(ctx) + 1;
+    roomd_storage_put(ctx, "alarms", 6, &c, sizeof c);
+    char out[96];
+    int n = snprintf(out, sizeof out, "alarm fired %llu retries=%u", (unsigned long long)c, retries);
+    roomd_broadcast(ctx, ROOMD_TEXT, out, (size_t)n, NULL);
+    return 0;
+}
+
+static void meta_http(roomd_ctx *ctx, void *state, const roomd_request *req)
+{
+    char out[64];
+    int n = snprintf(out, sizeof out, "alarms=%llu\n", (unsigned long long)alarm_count(ctx));
+    roomd_http_reply(ctx, 200, NULL, out, (size_t)n);
 }
 
 static const roomd_class meta = {
@@ -125,6 +174,8 @@ static const roomd_class meta = {
     .create = meta_create,
     .connect = meta_connect,
     .message = meta_message,
+    .http = meta_http,
+    .alarm = meta_alarm,
 };
 
 int roomd_module_init(roomd_loader *ld);
