@@ -283,6 +283,9 @@ static void handle_open(sh_link *l, const pr_msg *m)
     ctx.offered = m->u.open.subprotocols.p;
     ctx.offered_len = m->u.open.subprotocols.n;
     int accepted = 0;
+    /* What connect sends on this link must reach the gateway after ACCEPT,
+     * or the gateway (still waiting to answer the handshake) drops it. */
+    size_t mark = rd_buf_avail(&l->out);
     if (o->cls->connect && !resumed) {
         roomd_header hdrs[SH_MAX_HEADERS];
         size_t path_off = 0;
@@ -347,8 +350,15 @@ static void handle_open(sh_link *l, const pr_msg *m)
     }
     rd_map_put(&l->conns, id, c);
     object_add_conn(o, c);
+    rd_buf later = RD_BUF_INIT;
+    if (rd_buf_avail(&l->out) > mark) {
+        rd_buf_append(&later, rd_buf_data(&l->out) + mark, rd_buf_avail(&l->out) - mark);
+        l->out.len = l->out.off + mark;
+    }
     pr_enc_accept(&l->out, id, ctx.protocol_set ? ctx.protocol : NULL,
                   ctx.protocol_set ? strlen(ctx.protocol) : 0);
+    rd_buf_append(&l->out, rd_buf_data(&later), rd_buf_avail(&later));
+    rd_buf_free(&later);
     sh_link_want_flush(l);
 }
 

@@ -242,3 +242,36 @@ def test_failed_alarm_is_retried_and_fires_after_eviction(tmp_path):
         assert 'msg="alarm failed; will retry" object=meta/retry' in r.read_log()
     finally:
         r.stop()
+
+
+def test_chat_replays_the_last_100_messages_durably(tmp_path):
+    r = Roomd(tmp_path, shards=1, extra=("--msg-rate", "0"))
+    try:
+        async def go():
+            a = await websockets.connect(r.ws + "/chat/hist")
+            b = await websockets.connect(r.ws + "/chat/hist")
+            for i in range(1, 106):
+                await a.send(f"message {i}")
+            for i in range(1, 106):
+                assert await asyncio.wait_for(b.recv(), 10) == f"message {i}"
+            async with websockets.connect(r.ws + "/chat/hist") as c:
+                got = [await asyncio.wait_for(c.recv(), 10) for _ in range(100)]
+                assert got == [f"message {i}" for i in range(6, 106)]
+            await a.close()
+            await b.close()
+            # Everyone left (the room was evicted); the shard dies; history stays.
+            os.kill(r.shard_pids()["shard-0"], signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    d = await websockets.connect(r.ws + "/chat/hist")
+                    break
+                except (websockets.InvalidStatusCode, OSError):
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            got = [await asyncio.wait_for(d.recv(), 10) for _ in range(100)]
+            assert got == [f"message {i}" for i in range(6, 106)]
+            await d.close()
+        run(go())
+    finally:
+        r.stop()
