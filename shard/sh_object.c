@@ -1,6 +1,7 @@
 /* The object table: objects by key, their connections, and the dispatch of
  * gateway messages to class callbacks. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,10 +116,19 @@ void sh_object_tick(void)
         return;
     uint64_t now = rd_mono_ms();
     sh_object *o;
-    size_t it = 0;
+    size_t it = 0, n = 0;
     while ((o = rd_map_next(&sh.objects, &it)))
-        if (!o->hibernated && !o->busy && o->nconns && now - o->last_event_ms >= sh.cfg.hibernate_after)
+        if (!o->hibernated && !o->busy && o->nconns && now - o->last_event_ms >= sh.cfg.hibernate_after) {
             object_hibernate(o);
+            n++;
+        }
+    if (n) {
+        /* Hand the freed state (SQLite caches above all) back to the system,
+         * so an idle room costs what it holds, not what it once used. */
+        malloc_trim(0);
+        rd_info("msg=\"objects hibernated\" count=%zu hibernating=%zu objects=%zu", n, sh.hibernated,
+                sh.objects.count);
+    }
 }
 
 void sh_autoresp_publish(sh_object *o)
