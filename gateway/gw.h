@@ -291,7 +291,7 @@ void gw_conn_tick(void);
 void gw_conn_on_accept(gw_conn *c, const pr_msg *m);
 void gw_conn_on_reject(gw_conn *c, const pr_msg *m);
 void gw_conn_on_send(gw_conn *c, const pr_msg *m);
-void gw_conn_on_broadcast(const pr_msg *m);
+void gw_conn_on_broadcast(gw_shard *s, const pr_msg *m);
 void gw_conn_on_close(gw_conn *c, const pr_msg *m);
 void gw_conn_on_http_res(gw_conn *c, const pr_msg *m);
 void gw_conn_on_meta(gw_conn *c, const pr_msg *m);

@@ -1479,7 +1479,7 @@ void gw_conn_on_send(gw_conn *c, const pr_msg *m)
         gw_blob_unref(b);
 }
 
-void gw_conn_on_broadcast(const pr_msg *m)
+void gw_conn_on_broadcast(gw_shard *s, const pr_msg *m)
 {
     /* Framed once; every recipient's queue points at the same bytes. */
     int op = m->u.broadcast.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT;
@@ -1488,7 +1488,8 @@ void gw_conn_on_broadcast(const pr_msg *m)
     uint64_t id, n = 0;
     while (pr_list_next_uint(&l, &id) == 0) {
         gw_conn *c = rd_map_get(&gw.conns, id);
-        if (!c || (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT))
+        /* Only the shard a connection belongs to may write to it. */
+        if (!c || c->shard != s || (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT))
             continue;
         gw_blob *b = frame_for(c, op, m->u.broadcast.payload.p, m->u.broadcast.payload.n, &plain, cache);
         if (!b)

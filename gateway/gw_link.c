@@ -218,7 +218,7 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
     gw_conn *c;
     switch (m.type) {
     case PR_BROADCAST:
-        gw_conn_on_broadcast(&m);
+        gw_conn_on_broadcast(s, &m);
         return;
     case PR_SEND:
         if ((c = rd_map_get(&gw.conns, m.u.frame.conn)) && c->shard == s)
