@@ -19,8 +19,21 @@
  *   "RB" <kind E|F> ":" <id 8 hex> ":" <seq 16 hex> ":" <ts 16 hex> ";" <'x' padding>
  * ts is CLOCK_MONOTONIC in ns. Receivers find the payload with memmem() on the
  * marker, so servers may add a prefix (the echo class does).
+ * --payload json: a chat-like JSON object of --size bytes (default 300) with
+ * that header as the value of its first field ("id"); the rest comes from one
+ * of TMPL_N templates built at startup from a fixed seed (names, words, ids),
+ * picked by (id + seq) % TMPL_N, so receivers check every byte of the body.
+ *
+ * --deflate (RFC 7692 permessage-deflate): offers
+ * "permessage-deflate; client_max_window_bits", requires the server to answer
+ * with server_no_context_takeover (each message is compressed alone), inflates
+ * RSV1 messages with one process-wide z_stream (inflateReset per message; the
+ * output goes to one shared, growing buffer) and compresses our own data
+ * messages with one process-wide deflate stream (deflateReset per message, raw
+ * deflate, Z_SYNC_FLUSH, trailing 00 00 ff ff stripped, RSV1 set).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -44,6 +57,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define ZLIB_CONST
+#include <zlib.h>
+
 #define RBUF_SIZE        (64u * 1024u)        /* bytes per recv() */
 #define DIRECT_THRESHOLD (16u * 1024u)        /* partial frame this big: recv into conn buffer */
 #define MAX_FRAME        (64u * 1024u * 1024u)
@@ -60,6 +76,15 @@
 #define PL_SEQ     13u
 #define PL_TS      30u
 #define MAX_SIZE   (16u * 1024u * 1024u)
+#define TMPL_N     64u  /* --payload json: body templates */
+#define JSON_HDR   7u   /* the header starts after '{"id":"' */
+#define JSON_DEFAULT_SIZE 300u
+#define MAX_CPU_PIDS 32u
+
+/* Our own compression (client -> server): fast level; a small hash table since
+ * deflateReset clears it for every message and messages are small. */
+#define CLIENT_Z_LEVEL    1
+#define CLIENT_Z_MEMLEVEL 4
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -273,6 +298,9 @@ typedef struct {
     uint32_t id;
     uint8_t state;
     bool dirty, ev_out, outstanding, is_pub, in_frag;
+    bool pmd;      /* permessage-deflate negotiated */
+    bool frag_z;   /* the message being reassembled is compressed (RSV1) */
+    uint8_t pmd_cwb; /* client_max_window_bits the server allows us (9..15) */
     uint32_t room, member;
     uint8_t *wbuf;
     size_t wlen, woff, wcap;
@@ -295,12 +323,24 @@ static struct {
     uint32_t conns, rooms, members, publishers, size, max_hs;
     double duration, warmup, settle, rate, connect_timeout, drain_timeout;
     bool json, quiet;
+    bool deflate;      /* offer permessage-deflate */
+    bool deflate_send; /* and compress our own data messages when negotiated */
+    bool payload_json;
+    pid_t cpu_pids[MAX_CPU_PIDS];
+    uint32_t ncpu_pids;
 
     /* runtime */
     int ep, tfd;
     conn *c;
     uint32_t *dirty, ndirty;
-    uint8_t *rbuf, *pad;
+    uint8_t *rbuf;
+    uint8_t *tmpl;      /* ntmpl payload templates of size bytes each */
+    uint32_t ntmpl, hdr_off; /* hdr_off: where the RB header sits in a payload */
+    z_stream zin, zout;
+    bool zin_init, zout_init;
+    int zout_wbits;
+    uint8_t *ibuf, *sbuf, *zbuf; /* inflated message; plain and deflated outgoing payload */
+    size_t icap, zcap;
     struct trk *trk;
     uint32_t *pubs, npubs;
     uint64_t now, rng;
@@ -314,6 +354,16 @@ static struct {
     uint64_t rt_count, outstanding, mismatched, corrupt, malformed;
     uint64_t sent, send_skipped, expected, delivered, delivered_win, dups, reordered, unexpected;
     uint64_t proto_errors, pings, bytes_in, bytes_out;
+    uint32_t n_pmd;                     /* connections that negotiated deflate */
+    uint64_t msgs_in, msgs_z_in;        /* data messages received; of those compressed */
+    uint64_t z_in_bytes, z_infl_bytes;  /* compressed payload bytes in; after inflating */
+    uint64_t msgs_z_out, z_out_plain, z_out_bytes; /* compressed messages sent; bytes before/after */
+    /* measured window: server CPU (--cpu-pids), client CPU, wire bytes */
+    bool win_started, win_done;
+    uint64_t win_t0, win_t1, win_ccpu0, win_ccpu1;
+    uint64_t win_bin0, win_bout0, win_bin1, win_bout1;
+    uint64_t cpu0[MAX_CPU_PIDS], cpu1[MAX_CPU_PIDS]; /* utime+stime, clock ticks */
+    bool cpu_ok[MAX_CPU_PIDS];
     uint64_t prog_a, prog_b;
     char errs[MAX_ERRS][240];
     uint32_t nerrs;
@@ -517,12 +567,13 @@ static uint8_t *wbuf_reserve(conn *c, size_t need)
     return c->wbuf + c->wlen;
 }
 
-/* Starts a masked frame; returns where the payload goes. */
-static uint8_t *frame_begin(conn *c, unsigned op, size_t len, uint8_t key[4])
+/* Starts a masked frame (rsv: 0, or 0x40 = RSV1 for a compressed message);
+ * returns where the payload goes. */
+static uint8_t *frame_begin(conn *c, unsigned op, unsigned rsv, size_t len, uint8_t key[4])
 {
     uint8_t *p = wbuf_reserve(c, 14u + len);
     size_t n = 0;
-    p[n++] = (uint8_t)(0x80u | op);
+    p[n++] = (uint8_t)(0x80u | rsv | op);
     if (len < 126u) {
         p[n++] = (uint8_t)(0x80u | len);
     } else if (len <= 0xffffu) {
@@ -563,7 +614,7 @@ static void frame_end(conn *c, uint8_t *payload, size_t len, const uint8_t key[4
 static void ws_send(conn *c, unsigned op, const uint8_t *data, size_t len)
 {
     uint8_t key[4];
-    uint8_t *p = frame_begin(c, op, len, key);
+    uint8_t *p = frame_begin(c, op, 0u, len, key);
     if (len)
         memcpy(p, data, len);
     frame_end(c, p, len, key);
@@ -602,39 +653,119 @@ static bool get_hex(const uint8_t *p, int digits, uint64_t *out)
     return true;
 }
 
-/* Appends one benchmark message frame. */
+/* The body template of message (id, seq): G.size bytes, header not filled. */
+static const uint8_t *tmpl_for(uint64_t id, uint64_t seq)
+{
+    return G.tmpl + (size_t)((id + seq) % G.ntmpl) * G.size;
+}
+
+/* Writes the G.size payload bytes of one benchmark message to p. */
+static void build_payload(uint8_t *p, char kind, uint32_t id, uint64_t seq, uint64_t ts)
+{
+    memcpy(p, tmpl_for(id, seq), G.size);
+    uint8_t *h = p + G.hdr_off;
+    h[0] = 'R';
+    h[1] = 'B';
+    h[2] = (uint8_t)kind;
+    h[3] = ':';
+    put_hex(h + PL_ID, id, 8);
+    h[PL_SEQ - 1] = ':';
+    put_hex(h + PL_SEQ, seq, 16);
+    h[PL_TS - 1] = ':';
+    put_hex(h + PL_TS, ts, 16);
+    h[PL_HDR - 1] = ';';
+}
+
+static const uint8_t pmd_tail[4] = {0x00, 0x00, 0xff, 0xff};
+
+/* Raw-deflates G.sbuf[0..n) into G.zbuf as one permessage-deflate message
+ * (deflateReset first: no context takeover; the trailing 00 00 ff ff of the
+ * sync flush stripped). Returns the compressed length. */
+static size_t deflate_msg(int wbits, size_t n)
+{
+    z_stream *z = &G.zout;
+    if (G.zout_init && G.zout_wbits != wbits) { /* only if servers differ; never per message */
+        deflateEnd(z);
+        G.zout_init = false;
+    }
+    if (!G.zout_init) {
+        memset(z, 0, sizeof *z);
+        if (deflateInit2(z, CLIENT_Z_LEVEL, Z_DEFLATED, -wbits, CLIENT_Z_MEMLEVEL,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
+            die("deflateInit2 failed");
+        G.zout_init = true;
+        G.zout_wbits = wbits;
+    } else if (deflateReset(z) != Z_OK) {
+        die("deflateReset failed");
+    }
+    z->next_in = G.sbuf;
+    z->avail_in = (uInt)n;
+    size_t have = 0;
+    for (;;) {
+        if (G.zcap - have < 64u)
+            grow(&G.zbuf, &G.zcap, have + 64u);
+        size_t room = G.zcap - have;
+        if (room > UINT_MAX)
+            room = UINT_MAX;
+        z->next_out = G.zbuf + have;
+        z->avail_out = (uInt)room;
+        int r = deflate(z, Z_SYNC_FLUSH);
+        if (r != Z_OK && r != Z_BUF_ERROR)
+            die("deflate failed (%d)", r);
+        have += room - z->avail_out;
+        if (z->avail_out != 0) /* all input consumed and the flush completed */
+            break;
+    }
+    if (have < 4u || memcmp(G.zbuf + have - 4u, pmd_tail, 4) != 0)
+        die("deflate output does not end in 00 00 ff ff");
+    return have - 4u;
+}
+
+/* Appends one benchmark message frame (compressed if negotiated and
+ * --deflate sends compressed). */
 static void send_bench_msg(conn *c, char kind, uint32_t id, uint64_t seq, uint64_t ts)
 {
     uint8_t key[4];
-    uint8_t *p = frame_begin(c, 0x1u, G.size, key);
-    p[0] = 'R';
-    p[1] = 'B';
-    p[2] = (uint8_t)kind;
-    p[3] = ':';
-    put_hex(p + PL_ID, id, 8);
-    p[PL_SEQ - 1] = ':';
-    put_hex(p + PL_SEQ, seq, 16);
-    p[PL_TS - 1] = ':';
-    put_hex(p + PL_TS, ts, 16);
-    p[PL_HDR - 1] = ';';
-    memcpy(p + PL_HDR, G.pad, G.size - PL_HDR);
+    if (c->pmd && G.deflate_send) {
+        build_payload(G.sbuf, kind, id, seq, ts);
+        size_t zn = deflate_msg(c->pmd_cwb, G.size);
+        uint8_t *p = frame_begin(c, 0x1u, 0x40u, zn, key);
+        memcpy(p, G.zbuf, zn);
+        frame_end(c, p, zn, key);
+        G.msgs_z_out++;
+        G.z_out_plain += G.size;
+        G.z_out_bytes += zn;
+        return;
+    }
+    uint8_t *p = frame_begin(c, 0x1u, 0u, G.size, key);
+    build_payload(p, kind, id, seq, ts);
     frame_end(c, p, G.size, key);
 }
 
-/* Finds and decodes a benchmark payload inside a received message. */
+/* Finds and decodes a benchmark payload inside a received message; *pl_out
+ * is where the payload starts (G.hdr_off bytes before the header). */
 static bool parse_bench_msg(const uint8_t *m, size_t n, char kind, uint64_t *id, uint64_t *seq,
                             uint64_t *ts, const uint8_t **pl_out)
 {
     const char mark[4] = {'R', 'B', kind, ':'};
     const uint8_t *p = memmem(m, n, mark, 4);
-    if (!p || (size_t)(m + n - p) < G.size)
+    if (!p || (size_t)(p - m) < G.hdr_off || (size_t)(m + n - p) < G.size - G.hdr_off)
         return false;
     if (p[PL_SEQ - 1] != ':' || p[PL_TS - 1] != ':' || p[PL_HDR - 1] != ';')
         return false;
     if (!get_hex(p + PL_ID, 8, id) || !get_hex(p + PL_SEQ, 16, seq) || !get_hex(p + PL_TS, 16, ts))
         return false;
-    *pl_out = p;
+    *pl_out = p - G.hdr_off;
     return true;
+}
+
+/* The payload at pl (found by parse_bench_msg) matches its template outside
+ * the header. */
+static bool body_ok(const uint8_t *pl, uint64_t id, uint64_t seq)
+{
+    const uint8_t *t = tmpl_for(id, seq);
+    size_t tail = G.hdr_off + PL_HDR;
+    return memcmp(pl, t, G.hdr_off) == 0 && memcmp(pl + tail, t + tail, G.size - tail) == 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -664,7 +795,7 @@ static void on_echo_msg(conn *c, const uint8_t *m, size_t n)
         G.mismatched++;
         return;
     }
-    if (memcmp(p + PL_HDR, G.pad, G.size - PL_HDR) != 0)
+    if (!body_ok(p, id, seq))
         G.corrupt++;
     c->outstanding = false;
     G.outstanding--;
@@ -690,6 +821,8 @@ static void on_fanout_msg(conn *c, const uint8_t *m, size_t n)
         G.unexpected++; /* wrong room, or our own message echoed back */
         return;
     }
+    if (!body_ok(p, pub, seq))
+        G.corrupt++; /* still counted below: the header identifies it */
     struct trk *t = &c->trk[pub % np];
     if (seq > t->max) {
         uint64_t sh = seq - t->max;
@@ -805,6 +938,74 @@ static void on_close_frame(conn *c, const uint8_t *p, size_t len)
     conn_end(c, buf);
 }
 
+/* Inflates one permessage-deflate message (payload + 00 00 ff ff) into
+ * G.ibuf with the shared z_stream (no context takeover: inflateReset first).
+ * Returns NULL and the length in *out_len, or an error. */
+static const char *inflate_msg(const uint8_t *in, size_t n, size_t *out_len)
+{
+    z_stream *z = &G.zin;
+    if (inflateReset(z) != Z_OK)
+        return "inflateReset failed";
+    z->next_in = in;
+    z->avail_in = (uInt)n; /* n <= MAX_FRAME */
+    bool tail = false;
+    size_t have = 0;
+    for (;;) {
+        if (z->avail_in == 0 && !tail) {
+            z->next_in = pmd_tail;
+            z->avail_in = 4;
+            tail = true;
+        }
+        if (have == G.icap) {
+            if (G.icap >= MAX_FRAME)
+                return "inflated message too large";
+            grow(&G.ibuf, &G.icap, G.icap + 1u);
+        }
+        size_t room = G.icap - have;
+        if (room > MAX_FRAME - have)
+            room = MAX_FRAME - have;
+        z->next_out = G.ibuf + have;
+        z->avail_out = (uInt)room;
+        uInt in_before = z->avail_in;
+        int r = inflate(z, Z_SYNC_FLUSH);
+        have += room - z->avail_out;
+        if (r == Z_STREAM_END) /* a final block: the message ends here */
+            break;
+        if (r == Z_DATA_ERROR || r == Z_NEED_DICT)
+            return "invalid deflate data";
+        if (r != Z_OK && r != Z_BUF_ERROR)
+            return "inflate failed";
+        if (tail && z->avail_in == 0 && z->avail_out != 0)
+            break; /* all input consumed, all output flushed */
+        if (z->avail_out == room && z->avail_in == in_before)
+            return "inflate made no progress"; /* avail_in > 0 here: truncated data */
+        if (have >= MAX_FRAME && z->avail_out == 0)
+            return "inflated message too large";
+    }
+    *out_len = have;
+    return NULL;
+}
+
+/* A complete data message arrived (payload as received). */
+static void on_data(conn *c, const uint8_t *m, size_t n, bool compressed)
+{
+    G.msgs_in++;
+    if (!compressed) {
+        on_message(c, m, n);
+        return;
+    }
+    size_t out;
+    const char *err = inflate_msg(m, n, &out);
+    if (err) {
+        proto_error(c, err);
+        return;
+    }
+    G.msgs_z_in++;
+    G.z_in_bytes += n;
+    G.z_infl_bytes += out;
+    on_message(c, G.ibuf, out);
+}
+
 static size_t ws_parse(conn *c, uint8_t *p, size_t n)
 {
     size_t off = 0;
@@ -816,8 +1017,8 @@ static size_t ws_parse(conn *c, uint8_t *p, size_t n)
             proto_error(c, "masked server frame");
             return off;
         }
-        if (b0 & 0x70u) {
-            proto_error(c, "RSV bits set");
+        if (b0 & 0x30u) {
+            proto_error(c, "RSV2/RSV3 set");
             return off;
         }
         if (len == 126u) {
@@ -847,6 +1048,12 @@ static size_t ws_parse(conn *c, uint8_t *p, size_t n)
             proto_error(c, "bad control frame");
             return off;
         }
+        bool rsv1 = (b0 & 0x40u) != 0;
+        if (rsv1 && (!c->pmd || (op != 0x1u && op != 0x2u))) {
+            proto_error(c, !c->pmd ? "RSV1 set without permessage-deflate"
+                                   : "RSV1 set on a control or continuation frame");
+            return off;
+        }
         switch (op) {
         case 0x1:
         case 0x2:
@@ -855,9 +1062,10 @@ static size_t ws_parse(conn *c, uint8_t *p, size_t n)
                 return off;
             }
             if (fin) {
-                on_message(c, pl, (size_t)len);
+                on_data(c, pl, (size_t)len, rsv1);
             } else {
                 c->in_frag = true;
+                c->frag_z = rsv1;
                 c->flen = 0;
                 grow(&c->frag, &c->fcap, (size_t)len);
                 memcpy(c->frag, pl, (size_t)len);
@@ -878,7 +1086,7 @@ static size_t ws_parse(conn *c, uint8_t *p, size_t n)
             c->flen += (size_t)len;
             if (fin) {
                 c->in_frag = false;
-                on_message(c, c->frag, c->flen);
+                on_data(c, c->frag, c->flen, c->frag_z);
             }
             break;
         case 0x8:
@@ -965,9 +1173,12 @@ static void conn_on_connect(conn *c)
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
+                     "%s"
                      "User-Agent: roomd-bench\r\n"
                      "\r\n",
-                     path, G.authority, c->key);
+                     path, G.authority, c->key,
+                     G.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                               : "");
     if (n < 0 || n >= 2048) {
         conn_end(c, "request too long");
         return;
@@ -994,6 +1205,95 @@ static bool header_has_token(const char *v, const char *tok)
         v = e;
     }
     return false;
+}
+
+static char *trim(char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        v[--n] = '\0';
+    return v;
+}
+
+/* Checks the server's Sec-WebSocket-Extensions answer to our offer
+ * "permessage-deflate; client_max_window_bits" and sets c->pmd and
+ * c->pmd_cwb. NULL if ok. */
+static const char *pmd_check(conn *c, char *v, char *err, size_t errlen)
+{
+    if (!G.deflate)
+        return "server negotiated an extension we did not offer";
+    if (c->pmd)
+        return "more than one Sec-WebSocket-Extensions header";
+    if (strchr(v, ','))
+        return "server accepted more than one extension";
+    char *save = NULL;
+    char *tok = strtok_r(v, ";", &save);
+    if (!tok || strcasecmp(trim(tok), "permessage-deflate") != 0) {
+        snprintf(err, errlen, "server negotiated an extension we did not offer: '%.60s'",
+                 tok ? tok : "");
+        return err;
+    }
+    bool snct = false, cnct = false, smwb = false, cmwb = false;
+    unsigned cwb = 15;
+    while ((tok = strtok_r(NULL, ";", &save)) != NULL) {
+        char *val = strchr(tok, '=');
+        if (val) {
+            *val++ = '\0';
+            val = trim(val);
+            size_t vl = strlen(val);
+            if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+                val[vl - 1] = '\0';
+                val++;
+            }
+        }
+        char *name = trim(tok);
+        bool *seen = NULL;
+        if (strcasecmp(name, "server_no_context_takeover") == 0)
+            seen = &snct;
+        else if (strcasecmp(name, "client_no_context_takeover") == 0)
+            seen = &cnct;
+        else if (strcasecmp(name, "server_max_window_bits") == 0)
+            seen = &smwb;
+        else if (strcasecmp(name, "client_max_window_bits") == 0)
+            seen = &cmwb;
+        if (!seen) {
+            snprintf(err, errlen, "unknown permessage-deflate parameter '%.40s'", name);
+            return err;
+        }
+        if (*seen) {
+            snprintf(err, errlen, "repeated permessage-deflate parameter '%.40s'", name);
+            return err;
+        }
+        *seen = true;
+        bool takes_value = seen == &smwb || seen == &cmwb;
+        if (!takes_value) {
+            if (val) {
+                snprintf(err, errlen, "permessage-deflate parameter '%.40s' takes no value", name);
+                return err;
+            }
+            continue;
+        }
+        char *end;
+        unsigned long b = val ? strtoul(val, &end, 10) : 0;
+        if (!val || end == val || *end || b < 8 || b > 15) {
+            snprintf(err, errlen, "permessage-deflate %.40s needs a value in 8..15", name);
+            return err;
+        }
+        if (seen == &cmwb)
+            cwb = (unsigned)b;
+    }
+    /* One inflate stream serves every connection only if each message
+     * stands alone. */
+    if (!snct)
+        return "server kept server context takeover; roomd-bench needs server_no_context_takeover";
+    (void)cnct; /* we compress every message alone either way */
+    if (cwb < 9 && G.deflate_send) /* zlib's raw deflate has no 256-byte window */
+        return "server asked for client_max_window_bits=8, which zlib cannot produce";
+    c->pmd = true;
+    c->pmd_cwb = (uint8_t)cwb;
+    return NULL;
 }
 
 /* Validates the HTTP response (NUL-terminated header block). NULL if ok. */
@@ -1032,7 +1332,9 @@ static const char *hs_check(conn *c, char *hdr, char *err, size_t errlen)
                 return err;
             }
         } else if (strcasecmp(line, "sec-websocket-extensions") == 0 && vl) {
-            return "server negotiated an extension we did not offer";
+            const char *bad = pmd_check(c, v, err, errlen);
+            if (bad)
+                return bad;
         } else if (strcasecmp(line, "sec-websocket-protocol") == 0 && vl) {
             return "server selected a subprotocol we did not offer";
         }
@@ -1085,6 +1387,8 @@ static void conn_read_handshake(conn *c)
     c->state = ST_OPEN;
     G.inflight--;
     G.n_opened++;
+    if (c->pmd)
+        G.n_pmd++;
     G.t_conn_last = G.now;
     size_t rest = c->plen - hl;
     c->plen = 0;
@@ -1238,6 +1542,87 @@ static void progress(uint64_t *next, uint64_t t0)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Measured window: CPU of --cpu-pids (utime + stime from /proc/PID/stat, all */
+/* threads), our own CPU, bytes on the wire                                   */
+
+static bool proc_cpu_ticks(pid_t pid, uint64_t *ticks)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1u);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* comm may contain spaces and ')' */
+    if (!p)
+        return false;
+    /* after "pid (comm)": field 3 is state; utime is field 14, stime 15 */
+    unsigned long long ut = 0, st = 0;
+    unsigned field = 3;
+    char *save = NULL;
+    for (char *t = strtok_r(p + 1, " ", &save); t; t = strtok_r(NULL, " ", &save), field++) {
+        if (field == 14) {
+            ut = strtoull(t, NULL, 10);
+        } else if (field == 15) {
+            st = strtoull(t, NULL, 10);
+            *ticks = ut + st;
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint64_t self_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Opens the measured window once G.now reaches warm_end. */
+static void window_check(void)
+{
+    if (G.win_started || G.now < G.warm_end)
+        return;
+    G.win_started = true;
+    for (uint32_t i = 0; i < G.ncpu_pids; i++)
+        G.cpu_ok[i] = proc_cpu_ticks(G.cpu_pids[i], &G.cpu0[i]);
+    G.win_ccpu0 = self_cpu_ns();
+    G.win_bin0 = G.bytes_in;
+    G.win_bout0 = G.bytes_out;
+    G.win_t0 = now_ns();
+}
+
+static void window_close(void)
+{
+    if (!G.win_started || G.win_done)
+        return;
+    G.win_done = true;
+    G.win_t1 = now_ns();
+    G.win_bin1 = G.bytes_in;
+    G.win_bout1 = G.bytes_out;
+    G.win_ccpu1 = self_cpu_ns();
+    for (uint32_t i = 0; i < G.ncpu_pids; i++)
+        G.cpu_ok[i] = G.cpu_ok[i] && proc_cpu_ticks(G.cpu_pids[i], &G.cpu1[i]);
+}
+
+/* CPU seconds of --cpu-pids[i] in the window; -1 if unknown. */
+static double window_cpu_s(uint32_t i)
+{
+    static long tck;
+    if (!tck)
+        tck = sysconf(_SC_CLK_TCK);
+    if (!G.win_done || !G.cpu_ok[i] || G.cpu1[i] < G.cpu0[i] || tck <= 0)
+        return -1.0;
+    return (double)(G.cpu1[i] - G.cpu0[i]) / (double)tck;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Phases                                                                    */
 
 static void phase_connect(void)
@@ -1268,8 +1653,10 @@ static void phase_echo(void)
     uint64_t next = G.t_run0 + NS_PER_S;
     while (!g_stop && !timed_out(G.run_end)) {
         loop_once(G.run_end);
+        window_check();
         progress(&next, G.t_run0);
     }
+    window_close();
     G.sending = false;
     G.now = now_ns();
     uint64_t end = G.now < G.run_end ? G.now : G.run_end;
@@ -1291,17 +1678,20 @@ static void phase_fanout(void)
     G.sched = 0;
 
     G.publishing = true;
+    window_check(); /* with --warmup 0 the window starts with message 0 */
     publish_due(); /* message 0 goes out at t=0 */
     arm_timer();
     flush_dirty();
     uint64_t next = G.t_run0 + NS_PER_S;
     while (!g_stop && !timed_out(G.run_end)) {
         loop_once(G.run_end);
+        window_check();
         progress(&next, G.t_run0);
     }
     G.now = now_ns();
     if (!g_stop)
         publish_due(); /* whatever is still due up to run_end */
+    window_close();
     G.publishing = false;
     arm_timer(); /* disarms */
     flush_dirty();
@@ -1378,8 +1768,8 @@ static void report(FILE *out)
         fprintf(out, "  %-22s %" PRIu64 "\n", "lost", lost);
         fprintf(out, "  %-22s %" PRIu64 "\n", "duplicated", G.dups);
         fprintf(out, "  %-22s %" PRIu64 "\n", "reordered", G.reordered);
-        fprintf(out, "  %-22s %" PRIu64 " unexpected, %" PRIu64 " malformed\n", "bad deliveries",
-                G.unexpected, G.malformed);
+        fprintf(out, "  %-22s %" PRIu64 " unexpected, %" PRIu64 " malformed, %" PRIu64 " corrupt\n",
+                "bad deliveries", G.unexpected, G.malformed, G.corrupt);
         static const double pc[] = {50.0, 90.0, 99.0, 99.9};
         static const char *const pn[] = {"latency p50", "latency p90", "latency p99",
                                          "latency p99.9"};
@@ -1393,6 +1783,48 @@ static void report(FILE *out)
             "other", G.proto_errors, G.n_close_timeout, G.pings);
     fprintf(out, "  %-22s %.1f MB in, %.1f MB out\n", "traffic", (double)G.bytes_in / 1e6,
             (double)G.bytes_out / 1e6);
+    fprintf(out, "  %-22s %s, %" PRIu32 " B\n", "payload", G.payload_json ? "json" : "plain",
+            G.size);
+    if (!G.deflate) {
+        fprintf(out, "  %-22s not offered\n", "permessage-deflate");
+    } else {
+        fprintf(out, "  %-22s offered, negotiated on %" PRIu32 " of %" PRIu32 " connections%s\n",
+                "permessage-deflate", G.n_pmd, G.n_opened,
+                G.deflate_send ? "" : " (receive only)");
+        fprintf(out, "  %-22s %" PRIu64 " of %" PRIu64 " data messages", "compressed in",
+                G.msgs_z_in, G.msgs_in);
+        if (G.z_infl_bytes)
+            fprintf(out, ", payload %.1f MB -> %.1f MB inflated (%.3f)",
+                    (double)G.z_in_bytes / 1e6, (double)G.z_infl_bytes / 1e6,
+                    (double)G.z_in_bytes / (double)G.z_infl_bytes);
+        fputc('\n', out);
+        fprintf(out, "  %-22s %" PRIu64 " messages", "compressed out", G.msgs_z_out);
+        if (G.z_out_plain)
+            fprintf(out, ", %.3f of their size", (double)G.z_out_bytes / (double)G.z_out_plain);
+        fputc('\n', out);
+    }
+    if (G.win_done) {
+        double ws = (double)(G.win_t1 - G.win_t0) / 1e9;
+        fprintf(out, "  %-22s %.3f s: client cpu %.3f s, %.1f MB in, %.1f MB out\n",
+                "cpu/traffic window", ws, (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9,
+                (double)(G.win_bin1 - G.win_bin0) / 1e6, (double)(G.win_bout1 - G.win_bout0) / 1e6);
+        double tot = 0;
+        bool all = true;
+        for (uint32_t i = 0; i < G.ncpu_pids; i++) {
+            double cs = window_cpu_s(i);
+            if (cs < 0) {
+                all = false;
+                fprintf(out, "  %-22s pid %ld: unknown (gone?)\n", i ? "" : "server cpu",
+                        (long)G.cpu_pids[i]);
+            } else {
+                tot += cs;
+                fprintf(out, "  %-22s pid %ld: %.2f s (%.1f %% of one CPU)\n", i ? "" : "server cpu",
+                        (long)G.cpu_pids[i], cs, ws > 0 ? 100.0 * cs / ws : 0.0);
+            }
+        }
+        if (G.ncpu_pids > 1)
+            fprintf(out, "  %-22s total %.2f s%s\n", "", tot, all ? "" : " (incomplete)");
+    }
 }
 
 static void report_json(FILE *out, bool ok)
@@ -1407,6 +1839,34 @@ static void report_json(FILE *out, bool ok)
             ",\"warmup_s\":%.3f,\"size\":%" PRIu32,
             ok ? 1 : 0, g_stop ? 1 : 0, G.conns, G.n_opened, G.n_failed, G.n_lost, G.proto_errors,
             G.n_close_timeout, ct, G.measured_s, G.warmup, G.size);
+    fprintf(out,
+            ",\"payload_json\":%d,\"deflate_offered\":%d,\"deflate_send\":%d"
+            ",\"deflate_negotiated\":%d,\"deflate_conns\":%" PRIu32 ",\"msgs_in\":%" PRIu64
+            ",\"msgs_in_compressed\":%" PRIu64 ",\"compressed_payload_bytes_in\":%" PRIu64
+            ",\"inflated_payload_bytes_in\":%" PRIu64 ",\"msgs_out_compressed\":%" PRIu64
+            ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64,
+            G.payload_json ? 1 : 0, G.deflate ? 1 : 0, G.deflate && G.deflate_send ? 1 : 0,
+            G.n_pmd ? 1 : 0, G.n_pmd, G.msgs_in, G.msgs_z_in, G.z_in_bytes, G.z_infl_bytes,
+            G.msgs_z_out, G.bytes_in, G.bytes_out);
+    if (G.win_done) {
+        fprintf(out,
+                ",\"window_s\":%.6f,\"window_bytes_in\":%" PRIu64 ",\"window_bytes_out\":%" PRIu64
+                ",\"client_cpu_s\":%.6f",
+                (double)(G.win_t1 - G.win_t0) / 1e9, G.win_bin1 - G.win_bin0, G.win_bout1 - G.win_bout0,
+                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9);
+        double tot = 0;
+        bool all = true;
+        for (uint32_t i = 0; i < G.ncpu_pids; i++) {
+            double cs = window_cpu_s(i);
+            fprintf(out, ",\"cpu_s_%" PRIu32 "\":%.3f", i, cs);
+            if (cs < 0)
+                all = false;
+            else
+                tot += cs;
+        }
+        if (G.ncpu_pids)
+            fprintf(out, ",\"cpu_s_total\":%.3f", all ? tot : -1.0);
+    }
     if (G.mode == MODE_ECHO) {
         fprintf(out,
                 ",\"round_trips\":%" PRIu64 ",\"round_trips_per_s\":%.3f,\"rtt_us_p50\":%.3f"
@@ -1425,12 +1885,12 @@ static void report_json(FILE *out, bool ok)
                 ",\"send_skipped\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64
                 ",\"deliveries_per_s\":%.3f,\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
                 ",\"reordered\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"malformed\":%" PRIu64
-                ",\"latency_ms_p50\":%.3f,\"latency_ms_p90\":%.3f,\"latency_ms_p99\":%.3f"
+                ",\"corrupt\":%" PRIu64 ",\"latency_ms_p50\":%.3f,\"latency_ms_p90\":%.3f,\"latency_ms_p99\":%.3f"
                 ",\"latency_ms_p999\":%.3f,\"latency_ms_max\":%.3f,\"latency_ms_mean\":%.3f}\n",
                 G.rooms, G.members, G.publishers, G.rate, G.sent,
                 G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped,
                 G.expected, G.delivered, (double)G.delivered_win / ms, lost, G.dups, G.reordered,
-                G.unexpected, G.malformed, (double)h_percentile(h, 50) / 1e6,
+                G.unexpected, G.malformed, G.corrupt, (double)h_percentile(h, 50) / 1e6,
                 (double)h_percentile(h, 90) / 1e6, (double)h_percentile(h, 99) / 1e6,
                 (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6);
     }
@@ -1438,6 +1898,128 @@ static void report_json(FILE *out, bool ok)
 
 /* ------------------------------------------------------------------------ */
 /* Setup                                                                     */
+
+static const char *const tm_first[] = {"Maria", "James", "Aiko", "Lukas", "Priya", "Omar",
+                                       "Sofia", "Chen", "Emma", "Mateo", "Nora", "Ivan",
+                                       "Fatima", "Leo", "Hannah", "Kwame"};
+static const char *const tm_last[] = {"Schmidt", "Garcia", "Tanaka", "Novak", "Sharma", "Haddad",
+                                      "Rossi", "Wei", "Johnson", "Silva", "Berg", "Petrov",
+                                      "Okafor", "Dubois", "Kowalski", "Mensah"};
+static const char *const tm_role[] = {"member", "member", "member", "moderator", "guest", "admin"};
+static const char *const tm_words[] = {
+    "the", "we", "should", "ship", "release", "today", "after", "lunch", "can", "you", "check",
+    "build", "logs", "again", "i", "think", "it", "is", "fixed", "now", "thanks", "for", "quick",
+    "review", "meeting", "moved", "to", "three", "pm", "does", "anyone", "have", "link", "deploy",
+    "dashboard", "looks", "good", "me", "let's", "wait", "until", "tests", "pass", "on", "main",
+    "sounds", "great", "will", "update", "ticket", "a", "few", "minutes", "coffee", "break",
+    "back", "in", "ten", "who", "owns", "this", "service", "please", "rebase", "your", "branch",
+    "merged", "and", "tagged", "customer", "reported", "same", "issue", "yesterday", "latency",
+    "spike", "around", "noon", "rolled", "it", "back", "ok", "nice", "work", "everyone"};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint64_t tm_next(uint64_t *r)
+{
+    uint64_t x = *r; /* xorshift64*, fixed seed: the same templates on every run */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *r = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* The JSON object up to and including the opening quote of "text" (the
+ * header is a placeholder); returns its length. */
+static int tm_head(char *out, size_t cap, uint64_t *r)
+{
+    unsigned uid = (unsigned)(tm_next(r) % 90000u) + 10000u;
+    const char *fn = tm_first[tm_next(r) % NELEM(tm_first)];
+    const char *ln = tm_last[tm_next(r) % NELEM(tm_last)];
+    const char *role = tm_role[tm_next(r) % NELEM(tm_role)];
+    unsigned h = (unsigned)(tm_next(r) % 24u), mi = (unsigned)(tm_next(r) % 60u),
+             se = (unsigned)(tm_next(r) % 60u), ms = (unsigned)(tm_next(r) % 1000u);
+    char reply[32];
+    if (tm_next(r) % 3u == 0)
+        snprintf(reply, sizeof reply, "\"m_%08" PRIx32 "\"", (uint32_t)tm_next(r));
+    else
+        snprintf(reply, sizeof reply, "null");
+    return snprintf(out, cap,
+                    "{\"id\":\"%.*s\",\"type\":\"chat.message\",\"room\":\"general\","
+                    "\"user\":{\"id\":\"u_%u\",\"name\":\"%s %s\","
+                    "\"avatar\":\"https://cdn.example.com/avatars/%u.png\",\"role\":\"%s\"},"
+                    "\"sent_at\":\"2026-11-24T%02u:%02u:%02u.%03uZ\",\"reply_to\":%s,\"text\":\"",
+                    (int)PL_HDR, "RBF:00000000:0000000000000000:0000000000000000;", uid, fn, ln,
+                    uid, role, h, mi, se, ms, reply);
+}
+
+/* Payload templates: plain = the header then 'x' padding; json = TMPL_N
+ * chat-message objects of exactly G.size bytes, the text filling the rest. */
+static void build_templates(void)
+{
+    if (!G.payload_json) {
+        G.ntmpl = 1;
+        G.hdr_off = 0;
+        G.tmpl = xcalloc(G.size, 1);
+        memset(G.tmpl, 'x', G.size);
+        return;
+    }
+    G.ntmpl = TMPL_N;
+    G.hdr_off = JSON_HDR;
+    char head[512];
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    size_t need = 0;
+    for (uint32_t i = 0; i < TMPL_N; i++) {
+        size_t hl = (size_t)tm_head(head, sizeof head, &r) + 2u + 16u; /* '"}' + some text */
+        if (hl > need)
+            need = hl;
+    }
+    if (G.size < need)
+        die("--payload json needs --size >= %zu", need);
+    G.tmpl = xcalloc(TMPL_N, G.size);
+    r = 0x9E3779B97F4A7C15ull;
+    for (uint32_t i = 0; i < TMPL_N; i++) {
+        uint8_t *t = G.tmpl + (size_t)i * G.size;
+        size_t hl = (size_t)tm_head(head, sizeof head, &r);
+        memcpy(t, head, hl);
+        size_t tl = G.size - hl - 2u, n = 0;
+        uint8_t *txt = t + hl;
+        while (n < tl) {
+            const char *w = tm_words[tm_next(&r) % NELEM(tm_words)];
+            for (size_t k = 0; w[k] && n < tl; k++)
+                txt[n++] = (uint8_t)w[k];
+            if (n < tl) {
+                uint64_t pu = tm_next(&r) % 16u;
+                txt[n++] = pu == 0 ? (uint8_t)',' : pu == 1 ? (uint8_t)'.' : (uint8_t)' ';
+                if (pu <= 1 && n < tl)
+                    txt[n++] = ' ';
+            }
+        }
+        if (txt[0] >= 'a' && txt[0] <= 'z')
+            txt[0] = (uint8_t)(txt[0] - 'a' + 'A');
+        if (txt[tl - 1] == ' ' || txt[tl - 1] == ',')
+            txt[tl - 1] = '.';
+        t[G.size - 2] = '"';
+        t[G.size - 1] = '}';
+    }
+}
+
+static void parse_pids(const char *s)
+{
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v <= 0 || v > INT_MAX || (*end && *end != ','))
+            die("invalid --cpu-pids '%s' (comma-separated process ids)", s);
+        if (G.ncpu_pids == MAX_CPU_PIDS)
+            die("--cpu-pids: at most %u processes", MAX_CPU_PIDS);
+        G.cpu_pids[G.ncpu_pids++] = (pid_t)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!G.ncpu_pids)
+        die("--cpu-pids needs at least one process id");
+}
 
 static void usage(FILE *out)
 {
@@ -1465,6 +2047,20 @@ static void usage(FILE *out)
           "  --drain-timeout S      max wait at the end for in-flight messages, and again\n"
           "                         for the close handshakes (default: 5)\n"
           "  --max-handshakes N     max connects/handshakes in flight (default: 200)\n"
+          "  --payload plain|json   plain: the header then 'x' padding (compresses\n"
+          "                         unrealistically well); json: a chat-message JSON object\n"
+          "                         (user, timestamps, words; 64 variants, checked byte by\n"
+          "                         byte on receipt) (default: plain; json sets the default\n"
+          "                         --size to 300)\n"
+          "  --deflate              offer permessage-deflate (RFC 7692) as browsers do\n"
+          "                         (\"permessage-deflate; client_max_window_bits\"); if the\n"
+          "                         server accepts (it must answer server_no_context_takeover)\n"
+          "                         inflate compressed messages and compress ours (zlib\n"
+          "                         level 1, each message alone) (default: off)\n"
+          "  --deflate-recv-only    like --deflate, but send our messages uncompressed\n"
+          "  --cpu-pids PID,...     report the CPU time (utime+stime, /proc/PID/stat) these\n"
+          "                         processes use during the measured window, e.g. the\n"
+          "                         server's; JSON: cpu_s_0.., cpu_s_total (default: none)\n"
           "  --json                 print one JSON object line (numbers only) on stdout;\n"
           "                         the human table then goes to stderr (default: off)\n"
           "  --quiet                no per-second progress lines on stderr (default: off)\n"
@@ -1629,7 +2225,8 @@ int main(int argc, char **argv)
     G.max_hs = 200;
 
     enum { O_URL = 256, O_CONNS, O_DUR, O_SIZE, O_WARM, O_ROOMS, O_MEMB, O_PUBS, O_RATE, O_SETTLE,
-           O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP };
+           O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP, O_PAYLOAD, O_DEFLATE, O_DEFLATE_RO,
+           O_CPU_PIDS };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -1647,9 +2244,13 @@ int main(int argc, char **argv)
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, O_HELP},
+        {"payload", required_argument, NULL, O_PAYLOAD},
+        {"deflate", no_argument, NULL, O_DEFLATE},
+        {"deflate-recv-only", no_argument, NULL, O_DEFLATE_RO},
+        {"cpu-pids", required_argument, NULL, O_CPU_PIDS},
         {NULL, 0, NULL, 0},
     };
-    bool echo_opt = false, fan_opt = false;
+    bool echo_opt = false, fan_opt = false, size_set = false;
     int o;
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1657,7 +2258,7 @@ int main(int argc, char **argv)
         case O_URL: G.url = optarg; break;
         case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
         case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
-        case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); break;
+        case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = true; break;
         case O_WARM: G.warmup = parse_double("warmup", optarg, 0, 3600); break;
         case O_ROOMS: G.rooms = parse_u32("rooms", optarg, 1, 1000000); fan_opt = true; break;
         case O_MEMB: G.members = parse_u32("members", optarg, 2, 1000000); fan_opt = true; break;
@@ -1670,11 +2271,24 @@ int main(int argc, char **argv)
         case O_JSON: G.json = true; break;
         case O_QUIET: G.quiet = true; break;
         case O_HELP: usage(stdout); return 0;
+        case O_PAYLOAD:
+            if (strcmp(optarg, "json") == 0)
+                G.payload_json = true;
+            else if (strcmp(optarg, "plain") == 0)
+                G.payload_json = false;
+            else
+                die("invalid --payload '%s' (plain or json)", optarg);
+            break;
+        case O_DEFLATE: G.deflate = G.deflate_send = true; break;
+        case O_DEFLATE_RO: G.deflate = true; G.deflate_send = false; break;
+        case O_CPU_PIDS: parse_pids(optarg); break;
         default: fputs("see roomd-bench --help\n", stderr); return 2;
         }
     }
     if (optind < argc)
         die("unexpected argument '%s'", argv[optind]);
+    if (G.payload_json && !size_set)
+        G.size = JSON_DEFAULT_SIZE;
     if (G.mode == MODE_ECHO && fan_opt)
         die("--rooms/--members/--publishers/--rate/--settle only apply to fanout");
     if (G.mode == MODE_FANOUT && echo_opt)
@@ -1722,8 +2336,20 @@ int main(int argc, char **argv)
     G.c = xcalloc(G.conns, sizeof *G.c);
     G.dirty = xcalloc(G.conns, sizeof *G.dirty);
     G.rbuf = xcalloc(DIRECT_THRESHOLD + RBUF_SIZE, 1);
-    G.pad = xcalloc(G.size, 1);
-    memset(G.pad, 'x', G.size);
+    build_templates();
+    if (G.deflate) {
+        memset(&G.zin, 0, sizeof G.zin);
+        if (inflateInit2(&G.zin, -15) != Z_OK) /* 15: any window the server may use */
+            die("inflateInit2 failed");
+        G.zin_init = true;
+        G.icap = RBUF_SIZE > 2u * G.size ? RBUF_SIZE : 2u * (size_t)G.size;
+        G.ibuf = xrealloc(NULL, G.icap);
+        if (G.deflate_send) {
+            G.sbuf = xcalloc(G.size, 1);
+            G.zcap = (size_t)G.size + G.size / 8u + 256u; /* > deflateBound + flush marker */
+            G.zbuf = xrealloc(NULL, G.zcap);
+        }
+    }
     if (G.mode == MODE_FANOUT) {
         G.trk = xcalloc((size_t)G.conns * G.publishers, sizeof *G.trk);
         G.npubs = G.rooms * G.publishers;
@@ -1788,7 +2414,14 @@ int main(int argc, char **argv)
     free(G.c);
     free(G.dirty);
     free(G.rbuf);
-    free(G.pad);
+    free(G.tmpl);
+    free(G.ibuf);
+    free(G.sbuf);
+    free(G.zbuf);
+    if (G.zin_init)
+        inflateEnd(&G.zin);
+    if (G.zout_init)
+        deflateEnd(&G.zout);
     free(G.trk);
     free(G.pubs);
     close(G.tfd);
