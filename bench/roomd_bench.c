@@ -317,6 +317,7 @@ static struct {
     /* config */
     int mode;
     const char *url;
+    const char *message; /* echo --message: fixed request, any reply counts */
     char host[256], port[16], authority[300], path[1024];
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -780,6 +781,16 @@ static void echo_send(conn *c)
     c->outstanding = true;
     G.outstanding++;
     G.sent++;
+    if (G.message) {
+        /* Request/response against an object (e.g. {"op":"increment"} to a
+         * counter): a fixed message, and any reply completes the round trip. */
+        size_t len = strlen(G.message);
+        uint8_t key[4];
+        uint8_t *p = frame_begin(c, 0x1u, 0u, len, key);
+        memcpy(p, G.message, len);
+        frame_end(c, p, len, key);
+        return;
+    }
     send_bench_msg(c, 'E', c->id, c->seq, c->sent_ts);
 }
 
@@ -787,6 +798,22 @@ static void on_echo_msg(conn *c, const uint8_t *m, size_t n)
 {
     uint64_t id, seq, ts;
     const uint8_t *p;
+    if (G.message) {
+        if (!c->outstanding) {
+            G.mismatched++;
+            return;
+        }
+        ts = c->sent_ts;
+        c->outstanding = false;
+        G.outstanding--;
+        if (ts >= G.warm_end && G.now <= G.run_end) {
+            h_record(&G.h, G.now - ts);
+            G.rt_count++;
+        }
+        if (G.sending)
+            echo_send(c);
+        return;
+    }
     if (!parse_bench_msg(m, n, 'E', &id, &seq, &ts, &p)) {
         G.malformed++;
         return;
@@ -2068,6 +2095,10 @@ static void usage(FILE *out)
           "\n"
           "echo options:\n"
           "  --conns C              number of connections (default: 10)\n"
+          "  --message TEXT         send this fixed text message instead of the bench\n"
+          "                         payload; any reply completes the round trip (for\n"
+          "                         request/response objects, e.g. {\"op\":\"increment\"}\n"
+          "                         to /counter/NAME)\n"
           "\n"
           "fanout options:\n"
           "  --rooms R              number of rooms (default: 1)\n"
@@ -2226,7 +2257,7 @@ int main(int argc, char **argv)
 
     enum { O_URL = 256, O_CONNS, O_DUR, O_SIZE, O_WARM, O_ROOMS, O_MEMB, O_PUBS, O_RATE, O_SETTLE,
            O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP, O_PAYLOAD, O_DEFLATE, O_DEFLATE_RO,
-           O_CPU_PIDS };
+           O_CPU_PIDS, O_MESSAGE };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -2248,6 +2279,7 @@ int main(int argc, char **argv)
         {"deflate", no_argument, NULL, O_DEFLATE},
         {"deflate-recv-only", no_argument, NULL, O_DEFLATE_RO},
         {"cpu-pids", required_argument, NULL, O_CPU_PIDS},
+        {"message", required_argument, NULL, O_MESSAGE},
         {NULL, 0, NULL, 0},
     };
     bool echo_opt = false, fan_opt = false, size_set = false;
@@ -2256,6 +2288,7 @@ int main(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case O_URL: G.url = optarg; break;
+        case O_MESSAGE: G.message = optarg; echo_opt = true; break;
         case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
         case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
         case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = true; break;
