@@ -5,7 +5,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "rd_buf.h"
+#include "rd_log.h"
 #include "rd_config.h"
 #include "rd_hash.h"
 #include "rd_map.h"
@@ -154,6 +158,53 @@ static void test_config(void)
     rd_cfg_free(opts, &c);
 }
 
+static void test_config_file(void)
+{
+    char path[] = "/tmp/roomd-test-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    RD_CHECK(fd >= 0);
+    const char text[] = "# comment\n\nstr = \"quoted value\"\nint=8\n  flag = yes  \nitem = one\n";
+    RD_CHECK(write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1));
+    close(fd);
+    cfg c = { 0 };
+    char err[RD_ERR_LEN];
+    RD_CHECK_EQ_INT(rd_cfg_defaults(opts, &c, err), 0);
+    RD_CHECK_EQ_INT(rd_cfg_file(opts, &c, path, err), 0);
+    RD_CHECK(strcmp(c.s, "quoted value") == 0 && c.i == 8 && c.b && c.list && strcmp(c.list[0], "one") == 0);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    const char bad[] = "int = 99\n";
+    RD_CHECK(write(fd, bad, sizeof bad - 1) == (ssize_t)(sizeof bad - 1));
+    close(fd);
+    RD_CHECK(rd_cfg_file(opts, &c, path, err) < 0);
+    RD_CHECK(strstr(err, ":1:") != NULL && strstr(err, "out of range") != NULL);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    const char junk[] = "no equals sign here\n";
+    RD_CHECK(write(fd, junk, sizeof junk - 1) == (ssize_t)(sizeof junk - 1));
+    close(fd);
+    RD_CHECK(rd_cfg_file(opts, &c, path, err) < 0 && strstr(err, "expected 'name = value'"));
+    unlink(path);
+    RD_CHECK(rd_cfg_file(opts, &c, path, err) < 0); /* missing file */
+    rd_cfg_free(opts, &c);
+}
+
+static void test_log_quote(void)
+{
+    char out[64];
+    size_t n = rd_log_quote(out, sizeof out, "plain", 5);
+    RD_CHECK_MEM(out, n, "plain", 5);
+    n = rd_log_quote(out, sizeof out, "two words", 9);
+    RD_CHECK_STR(out, n, "\"two words\"");
+    n = rd_log_quote(out, sizeof out, "a\"b\\c\n", 6);
+    RD_CHECK_STR(out, n, "\"a\\\"b\\\\c\\x0a\"");
+    n = rd_log_quote(out, sizeof out, "", 0);
+    RD_CHECK_STR(out, n, "\"\"");
+    char big[200];
+    memset(big, 'x', sizeof big);
+    big[0] = ' ';
+    n = rd_log_quote(out, sizeof out, big, sizeof big);
+    RD_CHECK(n <= sizeof out && out[0] == '"' && out[n - 1] == '"');
+}
+
 static void test_buf(void)
 {
     rd_buf b = RD_BUF_INIT;
@@ -179,5 +230,7 @@ int main(void)
     RD_RUN(test_map_str);
     RD_RUN(test_config);
     RD_RUN(test_buf);
+    RD_RUN(test_config_file);
+    RD_RUN(test_log_quote);
     return rd_test_summary();
 }
