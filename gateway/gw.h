@@ -186,6 +186,7 @@ typedef struct gw_config {
     char **modules;
     char *hibernate_after;    /* passed to shards as text */
     char *durability;
+    char *redis;              /* spawn mode: passed to shards (federation), NULL: off */
     int64_t max_per_ip;
     uint64_t idle_timeout;
     int64_t msg_rate;

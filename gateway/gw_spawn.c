@@ -59,6 +59,10 @@ static void spawn_one(gw_shard *s)
             argv[n++] = gw.cfg.modules[i];
         }
         argv[n] = NULL;
+        /* Federation: through the environment (ROOMD_REDIS), so a password
+         * in the URL does not show in the process list. */
+        if (gw.cfg.redis && *gw.cfg.redis)
+            setenv("ROOMD_REDIS", gw.cfg.redis, 1);
         execvp(bin, argv);
         fprintf(stderr, "roomd-gateway: cannot run %s: %s\n", bin, strerror(errno));
         _exit(127);

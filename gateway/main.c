@@ -39,6 +39,9 @@ static const rd_cfg_opt gateway_opts[] = {
         "spawn mode: passed to every shard: full makes every storage commit wait for fsync"),
     OPT("hibernate-after", RD_CFG_STR, hibernate_after, "10s", 0, 0, "DURATION",
         "spawn mode: passed to every shard: evict objects idle this long, their WebSockets staying open"),
+    OPT("redis", RD_CFG_STR, redis, NULL, 0, 0, "URL",
+        "spawn mode: passed to every shard: federation through Redis, "
+        "redis://[[user]:password@]host[:port][/db] (README, Federation)"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),

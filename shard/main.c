@@ -16,6 +16,7 @@
 #include "rd_log.h"
 #include "rd_os.h"
 #include "sh.h"
+#include "sh_fed.h"
 
 sh_server sh;
 
@@ -39,6 +40,9 @@ static const rd_cfg_opt shard_opts[] = {
         "WebSockets stay open, the next event re-runs create); 0: never"),
     OPT("link-high-water", RD_CFG_SIZE, link_high, "16m", 65536, 1 << 30, "BYTES",
         "output queued to one gateway before the shard stops reading input (resumes at half)"),
+    OPT("redis", RD_CFG_STR, redis, NULL, 0, 0, "URL",
+        "federation: redis://[[user]:password@]host[:port][/db]; broadcasts reach the same object's "
+        "members on every shard sharing this Redis (see README, Federation)"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -166,6 +170,9 @@ int main(int argc, char **argv)
     }
     if (listen_socket(err) < 0)
         goto fail;
+    /* Federation (--redis): a refused password stops us here. */
+    if (sh_fed_start(sh.cfg.redis, err) < 0)
+        goto fail;
     sh.ev_listen = event_new(sh.base, sh.listen_fd, EV_READ | EV_PERSIST, sh_link_accept_cb, NULL);
     event_add(sh.ev_listen, NULL);
     struct event *ev_tick = event_new(sh.base, -1, EV_PERSIST, on_tick, NULL);
@@ -194,6 +201,7 @@ int main(int argc, char **argv)
         sh_link_close(sh.links, "shard stopping");
     sh_link_reap();
     sh_object_shutdown();
+    sh_fed_stop(); /* before the event base goes */
     sh_alarm_shutdown();
     event_free(ev_tick);
     event_free(ev_term);

@@ -65,6 +65,7 @@ struct sh_object {
     char *ar_request;           /* auto-response pair, NULL: none */
     char *ar_response;
     uint64_t last_event_ms;     /* monotonic */
+    struct sh_fed_obj *fed;     /* sh_fed.c's state (subscription, sequences); NULL without --redis */
 };
 
 struct roomd_ctx {
@@ -97,6 +98,7 @@ typedef struct sh_config {
     char **modules;             /* --module, repeatable */
     uint64_t hibernate_after;   /* ms without events before an object with connections is evicted */
     char *durability;           /* "normal" or "full" */
+    char *redis;                /* federation (sh_fed.c): redis://... or NULL */
 } sh_config;
 
 typedef struct sh_server {
@@ -149,6 +151,10 @@ void sh_module_register_builtins(void);
  * output gate: nothing is flushed before this) and free what the callback
  * was handed. A failed commit stops the shard. */
 void sh_event_end(roomd_ctx *ctx);
+/* roomd_broadcast's local half: one BROADCAST per gateway, nothing published
+ * (sh_fed.c delivers what arrives from Redis with it). */
+size_t sh_broadcast_local(sh_object *o, int opcode, const void *data, size_t len,
+                          const roomd_conn *except);
 
 /* sh_alarm.c: the shard's alarm schedule. The index (a store of its own)
  * lists every object with an alarm so a restarted shard finds them; each

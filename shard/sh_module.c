@@ -9,6 +9,7 @@
 
 #include "rd_log.h"
 #include "sh.h"
+#include "sh_fed.h"
 
 #define SH_MAX_CLASSES 64
 
@@ -131,7 +132,16 @@ int roomd_send(roomd_ctx *ctx, roomd_conn *conn, int opcode, const void *data, s
 size_t roomd_broadcast(roomd_ctx *ctx, int opcode, const void *data, size_t len,
                        const roomd_conn *except)
 {
-    sh_object *o = ctx->obj;
+    size_t n = sh_broadcast_local(ctx->obj, opcode, data, len, except);
+    /* Federation: the other cells' members get it through Redis (no-op without --redis). */
+    if (opcode == ROOMD_TEXT || opcode == ROOMD_BINARY)
+        sh_fed_publish(ctx->obj, opcode, data, len);
+    return n;
+}
+
+size_t sh_broadcast_local(sh_object *o, int opcode, const void *data, size_t len,
+                          const roomd_conn *except)
+{
     size_t total = 0;
     if (opcode != ROOMD_TEXT && opcode != ROOMD_BINARY)
         return 0;

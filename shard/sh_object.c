@@ -8,6 +8,7 @@
 #include "rd_log.h"
 #include "rd_time.h"
 #include "sh.h"
+#include "sh_fed.h"
 
 #define SH_DEFAULT_MAX_CONNECTIONS 1000
 #define SH_MAX_HEADERS 100
@@ -193,6 +194,7 @@ static void object_evict(sh_object *o)
     sh_event_end(&ctx);
     sh_store_close(o->store);
     o->store = NULL;
+    sh_fed_forget(o); /* federation state goes with the object */
     rd_smap_del(&sh.objects, o->key, o->key_len);
     rd_debug("msg=\"object evicted\" object=%s", o->key);
     free(o->conns);
@@ -215,6 +217,8 @@ static void object_add_conn(sh_object *o, roomd_conn *c)
     }
     c->index = o->nconns;
     o->conns[o->nconns++] = c;
+    if (o->nconns == 1)
+        sh_fed_watch(o); /* federation: subscribe roomd:o:<key> */
 }
 
 /* Keep join order: shift the tail down (objects are small, order is what
@@ -226,6 +230,8 @@ static void object_remove_conn(sh_object *o, roomd_conn *c)
     o->nconns--;
     for (; i < o->nconns; i++)
         o->conns[i]->index = i;
+    if (o->nconns == 0)
+        sh_fed_unwatch(o); /* federation: unsubscribe */
 }
 
 static size_t open_count(const sh_object *o)
@@ -537,10 +543,22 @@ int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned ret
         object_maybe_evict(o);
         return r == -EWOULDBLOCK ? -EAGAIN : r < 0 ? r : stored == 0 ? -ENOENT : -EAGAIN;
     }
+    /* Where each gateway's output stood before the handler: a failed
+     * attempt's messages are taken back along with its writes. */
+    size_t nlinks = 0;
+    for (sh_link *l = sh.links; l; l = l->next)
+        nlinks++;
+    size_t *marks = rd_xmalloc((nlinks ? nlinks : 1) * sizeof *marks), k = 0;
+    for (sh_link *l = sh.links; l; l = l->next)
+        marks[k++] = rd_buf_avail(&l->out);
     int hr = o->cls->alarm ? o->cls->alarm(&ctx, o->state, retries) : 0;
     bool cleared = false;
     if (hr < 0) {
         sh_store_rollback(o->store); /* the failed attempt leaves nothing behind */
+        k = 0;
+        for (sh_link *l = sh.links; l && k < nlinks; l = l->next, k++)
+            if (rd_buf_avail(&l->out) > marks[k])
+                l->out.len = l->out.off + marks[k];
     } else {
         uint64_t now_stored = 0;
         if (roomd_alarm_get(&ctx, &now_stored) == 0 && now_stored == stored) {
@@ -548,6 +566,7 @@ int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned ret
             cleared = true;
         }
     }
+    free(marks);
     sh_event_end(&ctx);
     o->busy--;
     if (cleared)

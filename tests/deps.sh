@@ -15,5 +15,15 @@ libmsgpack-dev libhiredis-dev libsqlite3-dev zlib1g-dev libjansson-dev $*"
         return 1
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # Packages like redis-server start a system daemon on install; the tests
+    # start their own servers on free loopback ports, so keep apt from it.
+    policy_added=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d &&
+            policy_added=1
+    fi
     apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $missing >&2
+    rc=$?
+    [ -n "$policy_added" ] && rm -f /usr/sbin/policy-rc.d
+    return $rc
 }

@@ -1,0 +1,354 @@
+"""Federation through Redis (DESIGN §7): two cells (two gateways in spawn
+mode, each with its own shards, run dir and data dir) share one real
+redis-server started here on loopback."""
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import msgpack
+import pytest
+import redis
+import websockets
+
+from conftest import SHARD, Roomd, alive, free_port
+
+
+class RedisServer:
+    def __init__(self, tmp, password=None):
+        self.exe = shutil.which("redis-server")
+        if not self.exe:
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        self.tmp = str(tmp)
+        os.makedirs(self.tmp, exist_ok=True)
+        self.port = free_port()
+        self.password = password
+        self.proc = None
+        self.log = open(os.path.join(self.tmp, "redis.log"), "ab")
+        self.start()
+
+    @property
+    def url(self):
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}"
+
+    def client(self):
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                           socket_timeout=5)
+
+    def start(self):
+        args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.tmp]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if self.client().ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                pass
+            assert self.proc.poll() is None, "redis-server exited at start"
+            assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
+            time.sleep(0.05)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def wait_subscribers(self, channel, n, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = dict(self.client().pubsub_numsub(channel)).get(channel.encode(), 0)
+            if got == n:
+                return
+            assert time.monotonic() < deadline, f"{channel}: {got} subscribers, not {n}"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def rds(tmp_path_factory):
+    r = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory, rds):
+    a = Roomd(tmp_path_factory.mktemp("cell-a"), extra=("--redis", rds.url))
+    try:
+        b = Roomd(tmp_path_factory.mktemp("cell-b"), extra=("--redis", rds.url))
+    except BaseException:
+        a.stop()
+        raise
+    yield a, b
+    try:
+        a.stop()
+    finally:
+        b.stop()
+
+
+def run(coro, timeout=120):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def fresh_room():
+    return "chat/fed-" + uuid.uuid4().hex[:12]
+
+
+async def join(cell, room, n):
+    return await asyncio.gather(*(websockets.connect(f"{cell.ws}/{room}", max_size=None,
+                                                     open_timeout=20) for _ in range(n)))
+
+
+async def close_all(conns):
+    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+
+
+async def recv_n(ws, n, timeout=30):
+    out = []
+    while len(out) < n:
+        out.append(await asyncio.wait_for(ws.recv(), timeout))
+    return out
+
+
+async def expect_silence(ws, seconds=0.3):
+    try:
+        extra = await asyncio.wait_for(ws.recv(), seconds)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"unexpected extra message {extra!r}")
+
+
+def assert_processes_alive(cell):
+    assert cell.proc.poll() is None, "gateway exited"
+    log = cell.read_log()
+    assert "shard died" not in log and "shard exited" not in log, "a shard restarted"
+    for name, pid in cell.shard_pids().items():
+        assert alive(pid), f"{name} is gone"
+
+
+def test_every_member_in_both_cells_gets_every_message_once_in_order(cells, rds):
+    a, b = cells
+    room = fresh_room()
+    per_cell, per_sender = 100, 3
+    members = 2 * per_cell
+
+    async def main():
+        conns = await join(a, room, per_cell) + await join(b, room, per_cell)
+        try:
+            # Both cells' owning shards hold the room's channel before anyone speaks.
+            await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{room}", 2)
+            expected = (members - 1) * per_sender
+            readers = [asyncio.create_task(recv_n(ws, expected, 60)) for ws in conns]
+            for i in range(per_sender):
+                await asyncio.gather(*(ws.send(f"m {k} {i}") for k, ws in enumerate(conns)))
+            got = await asyncio.gather(*readers)
+            for k, msgs in enumerate(got):
+                seen = {}
+                for m in msgs:
+                    _, sender, i = m.split()
+                    sender, i = int(sender), int(i)
+                    assert sender != k, f"member {k} got its own message"
+                    seen.setdefault(sender, []).append(i)
+                assert len(seen) == members - 1
+                for sender, idx in seen.items():
+                    assert idx == list(range(per_sender)), \
+                        f"member {k} got {idx} from {sender}: not exactly once in order"
+            await expect_silence(conns[0])
+            await expect_silence(conns[-1])
+        finally:
+            await close_all(conns)
+    run(main())
+
+
+def test_backend_publishes_json_and_msgpack_to_every_member(cells, rds):
+    a, b = cells
+    room = fresh_room()
+    channel = f"roomd:o:{room}"
+    envelopes = [
+        (json.dumps({"type": "text", "data": "json text ü"}), "json text ü"),
+        (json.dumps({"type": "binary", "data": base64.b64encode(b"\x00\x01json").decode()}),
+         b"\x00\x01json"),
+        (msgpack.packb({"type": "text", "data": "msgpack text"}), "msgpack text"),
+        (msgpack.packb({"type": "binary", "data": b"\xffmsgpack"}, use_bin_type=True),
+         b"\xffmsgpack"),
+    ]
+
+    async def main():
+        conns = await join(a, room, 5) + await join(b, room, 5)
+        try:
+            await asyncio.to_thread(rds.wait_subscribers, channel, 2)
+            r = rds.client()
+            # Not envelopes: counted as bad and dropped, nothing reaches members.
+            r.publish(channel, b"garbage")
+            r.publish(channel, json.dumps({"type": "text", "data": 5}))
+            for env, _ in envelopes:
+                assert r.publish(channel, env) == 2  # one subscriber per cell
+            for ws in conns:
+                got = await recv_n(ws, len(envelopes), 20)
+                assert got == [want for _, want in envelopes]
+            await expect_silence(conns[0])
+        finally:
+            await close_all(conns)
+    run(main())
+    assert "bad federation envelope" in a.read_log() + b.read_log()
+
+
+def gap_total(cell, room):
+    total = 0
+    for m in re.finditer(r'msg="federation gap" object=(\S+) origin=\S+ missing=(\d+)', cell.read_log()):
+        if m.group(1) == room:
+            total += int(m.group(2))
+    return total
+
+
+def test_redis_outage_keeps_cells_running_and_counts_the_loss(cells, rds):
+    a, b = cells
+    room = fresh_room()
+    channel = f"roomd:o:{room}"
+    n = 5  # members per cell; member 0 of each cell is its sender
+
+    async def main():
+        ca = await join(a, room, n)
+        cb = await join(b, room, n)
+        received = {id(ws): [] for ws in ca + cb}
+        stop_reading = asyncio.Event()
+
+        async def reader(ws):
+            while not stop_reading.is_set():
+                try:
+                    m = await asyncio.wait_for(ws.recv(), 0.2)
+                except asyncio.TimeoutError:
+                    continue
+                received[id(ws)].append(m)
+
+        readers = [asyncio.create_task(reader(ws)) for ws in ca + cb]
+        sent = {"A": 0, "B": 0}
+        sending = asyncio.Event()
+        sending.set()
+
+        async def sender(tag, ws):
+            while sending.is_set():
+                await ws.send(f"{tag} {sent[tag]}")
+                sent[tag] += 1
+                await asyncio.sleep(0.02)
+
+        def got_from(ws, tag):
+            return [int(m.split()[1]) for m in received[id(ws)] if m.split()[0] == tag]
+
+        async def until(cond, what, timeout):
+            deadline = time.monotonic() + timeout
+            while not cond():
+                assert time.monotonic() < deadline, what
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.to_thread(rds.wait_subscribers, channel, 2)
+            senders = [asyncio.create_task(sender("A", ca[0])), asyncio.create_task(sender("B", cb[0]))]
+            await until(lambda: len(got_from(cb[1], "A")) >= 10 and len(got_from(ca[1], "B")) >= 10,
+                        "cross-cell delivery before the outage", 20)
+            rds.kill()
+            killed_at = dict(sent)
+            await asyncio.sleep(5)
+            # In-cell delivery went on while Redis was down.
+            assert max(got_from(ca[1], "A"), default=-1) > killed_at["A"] + 5
+            assert max(got_from(cb[1], "B"), default=-1) > killed_at["B"] + 5
+            await asyncio.to_thread(rds.start)
+            back_at = dict(sent)
+            # Cross-cell delivery resumes by itself (bounded wait, no timing claim).
+            await until(lambda: max(got_from(cb[1], "A"), default=-1) > back_at["A"] and
+                        max(got_from(ca[1], "B"), default=-1) > back_at["B"],
+                        "cross-cell delivery did not resume after Redis came back", 30)
+            await asyncio.sleep(0.5)
+            sending.clear()
+            await asyncio.gather(*senders)
+            final = dict(sent)
+            # Wait for what is still on its way: every in-cell message, and
+            # cross-cell up to the last one sent.
+            await until(lambda: all(got_from(ws, "A") and got_from(ws, "A")[-1] == final["A"] - 1
+                                    for ws in ca[1:] + cb) and
+                        all(got_from(ws, "B") and got_from(ws, "B")[-1] == final["B"] - 1
+                            for ws in cb[1:] + ca),
+                        "the last messages did not arrive", 30)
+        finally:
+            stop_reading.set()
+            await asyncio.gather(*readers, return_exceptions=True)
+            await close_all(ca + cb)
+
+        missing = {}
+        for tag, local, remote in (("A", ca, cb), ("B", cb, ca)):
+            for ws in local[1:]:
+                assert got_from(ws, tag) == list(range(final[tag])), "in-cell loss or reordering"
+            sets = []
+            for ws in remote:
+                idx = got_from(ws, tag)
+                assert idx == sorted(set(idx)), "cross-cell duplicates or reordering"
+                sets.append(set(range(final[tag])) - set(idx))
+            assert all(s == sets[0] for s in sets), "members of one cell missed different messages"
+            missing[tag] = len(sets[0])
+        return missing
+
+    missing = run(main(), timeout=180)
+    assert_processes_alive(a)
+    assert_processes_alive(b)
+    assert missing["A"] > 0 and missing["B"] > 0, "a 5 s outage lost nothing?"
+    # The receiving cell's gap counter names exactly what it did not get.
+    assert gap_total(b, room) == missing["A"]
+    assert gap_total(a, room) == missing["B"]
+    log = a.read_log()
+    assert 'msg="redis disconnected"' in log and 'msg="redis resubscribed"' in log
+    assert "federation publish dropped" in log
+
+
+def test_password_redis_and_wrong_password(tmp_path):
+    rds = RedisServer(tmp_path / "redis", password="s3cret pass")
+    try:
+        wrong = f"redis://:nope@127.0.0.1:{rds.port}"
+        out = subprocess.run([SHARD, "--name", "s", "--run-dir", str(tmp_path / "run"),
+                              "--data-dir", str(tmp_path / "data"), "--redis", wrong],
+                             capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0
+        assert "refused the password" in out.stderr, out.stderr
+
+        a = Roomd(tmp_path / "a", shards=1, extra=("--redis", rds.url))
+        try:
+            b = Roomd(tmp_path / "b", shards=1, extra=("--redis", rds.url))
+            try:
+                room = fresh_room()
+
+                async def main():
+                    x, = await join(a, room, 1)
+                    y, = await join(b, room, 1)
+                    await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{room}", 2)
+                    await x.send("over the password")
+                    assert await asyncio.wait_for(y.recv(), 20) == "over the password"
+                    await close_all([x, y])
+                run(main())
+                # The password reaches the shards through the environment, not argv.
+                for pid in b.shard_pids().values():
+                    with open(f"/proc/{pid}/cmdline") as f:
+                        assert rds.password not in f.read()
+            finally:
+                b.stop()
+        finally:
+            a.stop()
+    finally:
+        rds.stop()
