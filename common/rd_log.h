@@ -6,14 +6,16 @@
 #ifndef RD_LOG_H
 #define RD_LOG_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 enum rd_log_level { RD_LOG_ERROR = 0, RD_LOG_WARN = 1, RD_LOG_INFO = 2, RD_LOG_DEBUG = 3 };
 
 extern int rd_log_level;
 
-/* proc: "gateway" or the shard's name; copied. */
-void rd_log_init(const char *proc, int level);
+/* proc: "gateway" or the shard's name; copied. json: write each line as a
+ * JSON object instead (the same keys; every value a string). */
+void rd_log_init(const char *proc, int level, bool json);
 /* "error", "warn", "info", "debug" -> level, or -1. */
 int rd_log_level_parse(const char *s);
 void rd_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -29,5 +31,8 @@ void rd_log_write(int level, const char *fmt, ...) __attribute__((format(printf,
 /* Write s[0..n) as a logfmt value: bare when safe, else quoted with escapes,
  * truncated to max bytes. Returns bytes written to out (cap >= 8). */
 size_t rd_log_quote(char *out, size_t cap, const char *s, size_t n);
+/* Convert one logfmt line (key=value key="quoted \"value\"" ...) into a JSON
+ * object in out (cap >= 16). Returns its length. Exposed for tests. */
+size_t rd_log_logfmt_to_json(const char *in, size_t n, char *out, size_t cap);
 
 #endif

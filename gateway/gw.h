@@ -171,6 +171,7 @@ typedef struct gw_config {
     char *data_dir;
     char *name;
     char *log_level;
+    char *log_format;
     char *config;
     char *route;
     uint64_t max_head;

@@ -51,9 +51,10 @@ static void spawn_one(gw_shard *s)
         sigprocmask(SIG_SETMASK, &none, NULL);
         char *argv[64] = { (char *)bin, "--name", s->name, "--run-dir", gw.cfg.run_dir,
                            "--data-dir", gw.cfg.data_dir, "--log-level", gw.cfg.log_level,
+                           "--log-format", gw.cfg.log_format,
                            "--hibernate-after", gw.cfg.hibernate_after,
                            "--durability", gw.cfg.durability };
-        int n = 13;
+        int n = 15;
         for (size_t i = 0; gw.cfg.modules && gw.cfg.modules[i] && n < 61; i++) {
             argv[n++] = "--module";
             argv[n++] = gw.cfg.modules[i];

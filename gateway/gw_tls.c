@@ -1,7 +1,9 @@
 /* TLS context: TLS 1.2+ only, certificate chain and key from files, ALPN
  * http/1.1, small idle footprint. */
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 
@@ -42,6 +44,11 @@ SSL_CTX *gw_tls_ctx_new(const char *cert, const char *key, char err[RD_ERR_LEN])
     SSL_CTX_sess_set_cache_size(ctx, 20000);
     SSL_CTX_set_num_tickets(ctx, 1);
     ERR_clear_error();
+    if (access(cert, R_OK) != 0 || access(key, R_OK) != 0) {
+        const char *which = access(cert, R_OK) != 0 ? cert : key;
+        snprintf(err, RD_ERR_LEN, "cannot read %s: %s", which, strerror(errno));
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         unsigned long e = ERR_get_error();
         snprintf(err, RD_ERR_LEN, "cannot load certificate %s: %s", cert, ERR_reason_error_string(e));

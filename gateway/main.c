@@ -46,6 +46,7 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),
     OPT("log-level", RD_CFG_STR, log_level, "info", 0, 0, "LEVEL", "error, warn, info or debug"),
+    OPT("log-format", RD_CFG_STR, log_format, "logfmt", 0, 0, "logfmt|json", "one line per event, as logfmt or JSON"),
     OPT("config", RD_CFG_STR, config, NULL, 0, 0, "FILE",
         "read options from FILE (name = value lines); ROOMD_* and flags override it"),
     OPT("route", RD_CFG_STR, route, NULL, 0, 0, "KEY",
@@ -112,8 +113,8 @@ static void usage(FILE *f)
                "Options (each also settable as ROOMD_<NAME> in the environment,\n"
                "e.g. ROOMD_TLS_LISTEN, or in a --config file; on/off options take --no-<name>):\n");
     rd_cfg_help(gateway_opts, f);
-    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
-            "print the version and exit");
+    fprintf(f, "  %-28s %s\n  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
+            "print the version and exit", "--check-config", "check the options (and certificates, modules) and exit");
 }
 
 /* "host:port", "[v6]:port" or ":port" (all addresses). */
@@ -262,7 +263,7 @@ static void find_self_dir(void)
 int main(int argc, char **argv)
 {
     char err[RD_ERR_LEN] = "";
-    static const char *const actions[] = { "help", "version", NULL };
+    static const char *const actions[] = { "help", "version", "check-config", NULL };
     const char *action = NULL;
     gw.listen_fd[0] = gw.listen_fd[1] = -1;
 
@@ -326,19 +327,31 @@ int main(int argc, char **argv)
         gethostname(host, sizeof host - 1);
         snprintf(gw.name, sizeof gw.name, "gw-%s-%d", host, (int)getpid());
     }
-    rd_log_init("gateway", lvl);
+    if (strcmp(gw.cfg.log_format, "logfmt") != 0 && strcmp(gw.cfg.log_format, "json") != 0) {
+        snprintf(err, sizeof err, "--log-format: '%s' is not 'logfmt' or 'json'", gw.cfg.log_format);
+        goto fail_cfg;
+    }
+    rd_log_init("gateway", lvl, strcmp(gw.cfg.log_format, "json") == 0);
+    bool check = action && strcmp(action, "check-config") == 0;
     find_self_dir();
 
     signal(SIGPIPE, SIG_IGN);
     fit_nofile();
     int r;
-    if ((r = rd_mkdir_p(gw.cfg.run_dir)) < 0 || (r = rd_mkdir_p(gw.cfg.data_dir)) < 0) {
+    if (!check && ((r = rd_mkdir_p(gw.cfg.run_dir)) < 0 || (r = rd_mkdir_p(gw.cfg.data_dir)) < 0)) {
         snprintf(err, sizeof err, "cannot create %s or %s: %s", gw.cfg.run_dir, gw.cfg.data_dir,
                  strerror(-r));
         goto fail;
     }
     if (want_tls && !(gw.ssl_ctx = gw_tls_ctx_new(gw.cfg.cert, gw.cfg.key, err)))
         goto fail;
+    if (check) {
+        printf("roomd-gateway: configuration ok\n");
+        if (gw.ssl_ctx)
+            SSL_CTX_free(gw.ssl_ctx);
+        rd_cfg_free(gateway_opts, &gw.cfg);
+        return 0;
+    }
     rd_map_init(&gw.conns, 0);
     rd_map_init(&gw.ips, 1);
     rd_map_init(&gw.autoresp, 1);

@@ -27,6 +27,7 @@ static const rd_cfg_opt shard_opts[] = {
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "directory of object storage"),
     OPT("log-level", RD_CFG_STR, log_level, "info", 0, 0, "LEVEL", "error, warn, info or debug"),
+    OPT("log-format", RD_CFG_STR, log_format, "logfmt", 0, 0, "logfmt|json", "one line per event, as logfmt or JSON"),
     OPT("config", RD_CFG_STR, config, NULL, 0, 0, "FILE",
         "read options from FILE (name = value lines); flags and ROOMD_* override it"),
     OPT("max-link-frame", RD_CFG_SIZE, max_frame, "16m", 1024, 16 << 20, "BYTES",
@@ -52,8 +53,8 @@ static void usage(FILE *f)
                "Runs the objects that hash to NAME, for any number of roomd gateways.\n\n"
                "Options (each also settable as ROOMD_<NAME> in the environment):\n");
     rd_cfg_help(shard_opts, f);
-    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
-            "print the version and exit");
+    fprintf(f, "  %-28s %s\n  %-28s %s\n  %-28s %s\n", "--help", "show this help and exit", "--version",
+            "print the version and exit", "--check-config", "check the options (and certificates, modules) and exit");
 }
 
 static int name_valid(const char *s)
@@ -119,7 +120,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
     char err[RD_ERR_LEN] = "";
-    static const char *const actions[] = { "help", "version", NULL };
+    static const char *const actions[] = { "help", "version", "check-config", NULL };
     const char *action = NULL;
 
     if (rd_cfg_load(shard_opts, &sh.cfg, argc, argv, actions, &action, err) < 0)
@@ -146,12 +147,17 @@ int main(int argc, char **argv)
                  sh.cfg.log_level);
         goto fail_cfg;
     }
-    rd_log_init(sh.cfg.name, lvl);
+    if (strcmp(sh.cfg.log_format, "logfmt") != 0 && strcmp(sh.cfg.log_format, "json") != 0) {
+        snprintf(err, sizeof err, "--log-format: '%s' is not 'logfmt' or 'json'", sh.cfg.log_format);
+        goto fail_cfg;
+    }
+    rd_log_init(sh.cfg.name, lvl, strcmp(sh.cfg.log_format, "json") == 0);
+    bool check = action && strcmp(action, "check-config") == 0;
 
     signal(SIGPIPE, SIG_IGN);
     rd_raise_nofile();
     int r;
-    if ((r = rd_mkdir_p(sh.cfg.run_dir)) < 0 || (r = rd_mkdir_p(sh.cfg.data_dir)) < 0) {
+    if (!check && ((r = rd_mkdir_p(sh.cfg.run_dir)) < 0 || (r = rd_mkdir_p(sh.cfg.data_dir)) < 0)) {
         snprintf(err, sizeof err, "cannot create %s or %s: %s", sh.cfg.run_dir, sh.cfg.data_dir,
                  strerror(-r));
         goto fail;
@@ -160,6 +166,11 @@ int main(int argc, char **argv)
     for (size_t i = 0; sh.cfg.modules && sh.cfg.modules[i]; i++)
         if (sh_module_load(sh.cfg.modules[i], err) < 0)
             goto fail_cfg;
+    if (check) {
+        printf("roomd-shard: configuration ok\n");
+        rd_cfg_free(shard_opts, &sh.cfg);
+        return 0;
+    }
     rd_map_init(&sh.objects, 1);
     if (sh_alarm_init(err) < 0)
         goto fail;

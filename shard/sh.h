@@ -92,6 +92,7 @@ typedef struct sh_config {
     char *run_dir;
     char *data_dir;
     char *log_level;
+    char *log_format;
     char *config;
     uint64_t max_frame;         /* proto frame cap from gateways */
     uint64_t link_high;         /* output queued to one gateway before all input pauses */

@@ -503,3 +503,38 @@ def test_the_1001st_connection_to_an_object_is_refused(tmp_path):
         assert status == 200
     finally:
         r.stop()
+
+
+def test_check_config_and_json_logs(tmp_path):
+    import json as js
+    import subprocess
+    from conftest import GATEWAY, SHARD, Roomd
+    ok = subprocess.run([GATEWAY, "--check-config"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "configuration ok" in ok.stdout
+    bad = subprocess.run([GATEWAY, "--tls-listen", "127.0.0.1:0", "--cert", "/nonexistent.pem",
+                          "--key", "/nonexistent.key", "--check-config"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "cannot read /nonexistent.pem" in bad.stderr
+    bad = subprocess.run([GATEWAY, "--max-frame", "12q", "--check-config"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--max-frame" in bad.stderr
+    cfg = tmp_path / "roomd.conf"
+    cfg.write_text("# a config file\nmax-per-ip = 7\nlog-format = json\n")
+    env = dict(os.environ, ROOMD_MSG_RATE="oops")
+    bad = subprocess.run([GATEWAY, "--config", str(cfg), "--check-config"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "ROOMD_MSG_RATE" in bad.stderr
+    assert subprocess.run([SHARD, "--name", "x", "--check-config"], capture_output=True).returncode == 0
+    r = Roomd(tmp_path / "j", shards=2, extra=("--log-format", "json"))
+    try:
+        async def go():
+            async with websockets.connect(r.ws + "/echo/j") as ws:
+                await ws.send("x")
+                await ws.recv()
+        run(go())
+    finally:
+        r.stop()
+    lines = [l for l in open(r.log_path).read().splitlines() if l.strip()]
+    procs = set()
+    for line in lines:
+        rec = js.loads(line)  # every line, gateway's and shards', is one JSON object
+        assert {"ts", "level", "proc", "msg"} <= set(rec)
+        procs.add(rec["proc"])
+    assert {"gateway", "shard-0", "shard-1"} <= procs

@@ -205,6 +205,20 @@ static void test_log_quote(void)
     RD_CHECK(n <= sizeof out && out[0] == '"' && out[n - 1] == '"');
 }
 
+static void test_logfmt_to_json(void)
+{
+    char out[512];
+    const char *in = "ts=2026-01-01T00:00:00.000Z level=info proc=gw msg=\"two \\\"words\\\"\" n=3 path=/a\\x0ab";
+    size_t n = rd_log_logfmt_to_json(in, strlen(in), out, sizeof out);
+    RD_CHECK_STR(out, n, "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"level\":\"info\",\"proc\":\"gw\","
+                         "\"msg\":\"two \\\"words\\\"\",\"n\":\"3\",\"path\":\"/a\\\\x0ab\"}");
+    const char *quoted = "msg=\"line\\x0abreak\"";
+    n = rd_log_logfmt_to_json(quoted, strlen(quoted), out, sizeof out);
+    RD_CHECK_STR(out, n, "{\"msg\":\"line\\u000abreak\"}");
+    n = rd_log_logfmt_to_json("", 0, out, sizeof out);
+    RD_CHECK_STR(out, n, "{}");
+}
+
 static void test_buf(void)
 {
     rd_buf b = RD_BUF_INIT;
@@ -232,5 +246,6 @@ int main(void)
     RD_RUN(test_buf);
     RD_RUN(test_config_file);
     RD_RUN(test_log_quote);
+    RD_RUN(test_logfmt_to_json);
     return rd_test_summary();
 }
