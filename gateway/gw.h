@@ -149,6 +149,7 @@ struct gw_shard {
     gw_shard *flush_next;
     bool full;                /* out above the high watermark: feeding clients paused */
     uint64_t down_since_ms;   /* link lost at (monotonic); 0 while up */
+    uint8_t fed;              /* federation state from the last PONG: 0 off, 1 ok, 2 degraded */
     struct gw_conn *paused;   /* clients waiting for this link to drain */
     char **classes;
     size_t nclasses;
@@ -318,6 +319,8 @@ void gw_link_flush_all(void);
 bool gw_class_known(const char *cls, size_t len);
 bool gw_any_shard_up(void);
 void gw_link_shutdown(void);
+/* Ask every shard that is up how it is (PING; the PONG carries federation state). */
+void gw_link_ping_all(void);
 
 /* gw_route.c */
 typedef struct gw_target {

@@ -583,8 +583,15 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
             n += (size_t)snprintf(body + n, sizeof body - n, "%s\"%s\":\"%s\"", i ? "," : "",
                                   gw.shards[i].name, gw.shards[i].up ? "up" : "down");
         }
-        bool ok = up == gw.nshards;
-        n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}\n", ok ? "ok" : "degraded");
+        /* Federation: off unless a shard runs with --redis; degraded while any
+         * shard reports Redis unreachable or a subscription missing. */
+        int fed = 0;
+        for (size_t i = 0; i < gw.nshards; i++)
+            if (gw.shards[i].up && gw.shards[i].fed > fed)
+                fed = gw.shards[i].fed;
+        bool ok = up == gw.nshards && fed != 2;
+        n += (size_t)snprintf(body + n, sizeof body - n, "},\"federation\":\"%s\",\"status\":\"%s\"}\n",
+                              fed == 0 ? "off" : fed == 1 ? "ok" : "degraded", ok ? "ok" : "degraded");
         http_respond(c, ok ? 200 : 503, "application/json", NULL, body, n, c->keep_alive);
         return;
     }

@@ -252,6 +252,7 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         gw_link_want_flush(s);
         return;
     case PR_PONG:
+        s->fed = (uint8_t)(m.u.ping.status <= 2 ? m.u.ping.status : 2);
         return;
     default:
         rd_err("msg=\"unexpected message from shard\" shard=%s type=%s", s->name, pr_type_name(m.type));
@@ -280,6 +281,17 @@ static void link_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (s->gen == gen && !rd_buf_avail(&s->in))
         rd_buf_reset(&s->in, 1u << 20);
+}
+
+void gw_link_ping_all(void)
+{
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = &gw.shards[i];
+        if (s->up) {
+            pr_enc_ping(&s->out, PR_PING, rd_mono_ms());
+            gw_link_want_flush(s);
+        }
+    }
 }
 
 int gw_link_init(void)

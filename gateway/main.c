@@ -216,7 +216,10 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+    static unsigned ticks;
     gw_conn_tick();
+    if (ticks++ % 4 == 0)
+        gw_link_ping_all();
 }
 
 /* Keep headroom for shard links, listeners and logs. */

@@ -347,6 +347,20 @@ static void channel_cmd(const char *cmd, sh_object *o)
     redisAsyncCommandArgv(fed.sub.ac, sub_cb, NULL, 2, argv, lens);
 }
 
+int sh_fed_state(void)
+{
+    if (!fed.on)
+        return SH_FED_OFF;
+    if (!fed.pub.ready || !fed.sub.ready)
+        return SH_FED_DEGRADED;
+    size_t watched = 0;
+    sh_object *o;
+    size_t it = 0;
+    while ((o = rd_map_next(&sh.objects, &it)))
+        watched += o->fed && o->fed->watched;
+    return fed.subscribed >= watched ? SH_FED_OK : SH_FED_DEGRADED;
+}
+
 void sh_fed_watch(sh_object *o)
 {
     if (!fed.on)

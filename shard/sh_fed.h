@@ -47,4 +47,10 @@ void sh_fed_forget(struct sh_object *o);
  * storage output gate holds. */
 void sh_fed_publish(struct sh_object *o, int opcode, const void *data, size_t len);
 
+/* For health reports: SH_FED_OFF without --redis, SH_FED_OK when both
+ * connections are up and every watched object's channel is confirmed,
+ * SH_FED_DEGRADED otherwise. */
+enum { SH_FED_OFF = 0, SH_FED_OK = 1, SH_FED_DEGRADED = 2 };
+int sh_fed_state(void);
+
 #endif

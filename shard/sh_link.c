@@ -12,6 +12,7 @@
 
 #include "rd_log.h"
 #include "pr_link.h"
+#include "sh_fed.h"
 #include "sh.h"
 
 #define SH_READ_CHUNK (64 * 1024)
@@ -178,10 +179,17 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
     case PR_HELLO:
         sh_link_close(l, "second HELLO");
         return;
-    case PR_PING:
-        pr_enc_ping(&l->out, PR_PONG, m.u.ping.token);
+    case PR_PING: {
+        rd_buf *b = &l->out;
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 3);
+        pr_mp_put_uint(b, PR_PONG);
+        pr_mp_put_uint(b, m.u.ping.token);
+        pr_mp_put_uint(b, (uint64_t)sh_fed_state());
+        pr_frame_end(b, start);
         sh_link_want_flush(l);
         return;
+    }
     case PR_PONG:
         return;
     default:

@@ -69,7 +69,7 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 2, 5, 4, 3 };
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 3, 5, 4, 3 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -149,8 +149,11 @@ static void reencode(const pr_msg *m, rd_buf *out)
         pr_mp_put_bin(out, m->u.http_res.body.p, m->u.http_res.body.n);
         break;
     case PR_PING:
+        pr_mp_put_uint(out, m->u.ping.token);
+        break;
     case PR_PONG:
         pr_mp_put_uint(out, m->u.ping.token);
+        pr_mp_put_uint(out, m->u.ping.status);
         break;
     default:
         abort();

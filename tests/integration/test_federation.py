@@ -265,8 +265,12 @@ def test_redis_outage_keeps_cells_running_and_counts_the_loss(cells, rds):
             senders = [asyncio.create_task(sender("A", ca[0])), asyncio.create_task(sender("B", cb[0]))]
             await until(lambda: len(got_from(cb[1], "A")) >= 10 and len(got_from(ca[1], "B")) >= 10,
                         "cross-cell delivery before the outage", 20)
+            assert '"federation":"ok"' in (await asyncio.to_thread(a.health))[1]
             rds.kill()
             killed_at = dict(sent)
+            # /healthz says so while Redis is gone (the gateway asks its shards each second).
+            await until(lambda: '"federation":"degraded"' in a.health()[1], "healthz never degraded", 20)
+            assert a.health()[0] == 503
             await asyncio.sleep(5)
             # In-cell delivery went on while Redis was down.
             assert max(got_from(ca[1], "A"), default=-1) > killed_at["A"] + 5
@@ -277,6 +281,7 @@ def test_redis_outage_keeps_cells_running_and_counts_the_loss(cells, rds):
             await until(lambda: max(got_from(cb[1], "A"), default=-1) > back_at["A"] and
                         max(got_from(ca[1], "B"), default=-1) > back_at["B"],
                         "cross-cell delivery did not resume after Redis came back", 30)
+            await until(lambda: '"federation":"ok"' in a.health()[1], "healthz never recovered", 30)
             await asyncio.sleep(0.5)
             sending.clear()
             await asyncio.gather(*senders)

@@ -1329,19 +1329,19 @@ static void test_decode_errors(void)
                                           0x00, 0xc2 };
     EXPECT_ERR(req_remote, "HTTP_REQ: field 9 (remote) is not a string");
     /* bytes after the outer array */
-    static const uint8_t after[] = { 0x92, 0x0c, 0x01, 0x00 };
-    EXPECT_ERR(after, "PONG: 1 bytes after the message");
+    static const uint8_t after[] = { 0x92, 0x0b, 0x01, 0x00 };
+    EXPECT_ERR(after, "PING: 1 bytes after the message");
     /* a trailing extra field must itself be well-formed */
-    static const uint8_t bad_extra[] = { 0x93, 0x0c, 0x01, 0xc1 };
-    EXPECT_ERR(bad_extra, "PONG: extra field 3 is malformed");
+    static const uint8_t bad_extra[] = { 0x93, 0x0b, 0x01, 0xc1 };
+    EXPECT_ERR(bad_extra, "PING: extra field 3 is malformed");
     uint8_t deep_extra[3 + PR_MP_MAX_DEPTH + 1];
     deep_extra[0] = 0x93;
-    deep_extra[1] = 0x0c;
+    deep_extra[1] = 0x0b;
     deep_extra[2] = 0x01;
     for (size_t i = 3; i < sizeof deep_extra - 1; i++)
         deep_extra[i] = 0x91;
     deep_extra[sizeof deep_extra - 1] = 0x90;
-    EXPECT_ERR(deep_extra, "PONG: extra field 3 is malformed");
+    EXPECT_ERR(deep_extra, "PING: extra field 3 is malformed");
     /* PR_MP_MAX_DEPTH levels in an extra field are fine */
     pr_msg m;
     char err[RD_ERR_LEN];
