@@ -173,6 +173,7 @@ typedef struct gw_config {
     char *name;
     char *log_level;
     char *log_format;
+    char *publish_key;
     char *config;
     char *route;
     uint64_t max_head;

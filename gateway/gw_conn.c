@@ -780,6 +780,84 @@ static gw_blob *frame_for(gw_conn *c, int opcode, const uint8_t *p, size_t n, gw
     return *plain;
 }
 
+/* Constant time, so the key cannot be guessed byte by byte from timing. */
+static bool key_equal(const char *a, size_t al, const char *b, size_t bl)
+{
+    unsigned char d = al != bl;
+    for (size_t i = 0; i < al && i < bl; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* POST /<class>/<name>/publish: a backend's message to every member of the
+ * object, in every cell. Needs the --publish-key as a bearer token (or
+ * X-Roomd-Key). ?type=binary sends a binary message; text must be UTF-8. */
+static void publish_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
+                            const uint8_t *body, size_t blen)
+{
+    if (!(req->method_len == 4 && !memcmp(req->method, "POST", 4))) {
+        http_error(c, 405, "publish takes POST", "Allow: POST\r\n");
+        return;
+    }
+    if (!gw.cfg.publish_key || !gw.cfg.publish_key[0]) {
+        http_error(c, 403, "publishing is off: start the gateway with --publish-key", NULL);
+        return;
+    }
+    const gw_http_header *h = gw_http_header_find(req, "authorization");
+    const char *k = NULL;
+    size_t kl = 0;
+    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        k = h->value + 7;
+        kl = h->value_len - 7;
+    } else if ((h = gw_http_header_find(req, "x-roomd-key"))) {
+        k = h->value;
+        kl = h->value_len;
+    }
+    if (!k || !key_equal(k, kl, gw.cfg.publish_key, strlen(gw.cfg.publish_key))) {
+        http_error(c, 401, k ? "wrong API key" : "an API key is required (Authorization: Bearer KEY)",
+                   "WWW-Authenticate: Bearer\r\n");
+        return;
+    }
+    bool binary = t->query_len == 11 && memcmp(t->query, "type=binary", 11) == 0;
+    if (!binary && !ws_utf8_valid(body, blen)) {
+        http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
+        return;
+    }
+    size_t klen = t->cls_len + 1 + t->name_len;
+    char key[300];
+    if (klen >= sizeof key) {
+        http_error(c, 400, "object name too long", NULL);
+        return;
+    }
+    memcpy(key, t->cls, t->cls_len);
+    key[t->cls_len] = '/';
+    memcpy(key + t->cls_len + 1, t->name, t->name_len);
+    gw_shard *s = gw_route_pick(key, klen);
+    if (!s || !s->up) {
+        http_error(c, 503, "the shard owning this object is restarting; retry shortly", "Retry-After: 1\r\n");
+        return;
+    }
+    c->shard = s;
+    c->shard_gen = s->gen;
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 5);
+    pr_mp_put_uint(b, PR_PUBLISH);
+    pr_mp_put_uint(b, c->id);
+    pr_mp_put_str(b, key, klen);
+    pr_mp_put_uint(b, binary ? WS_OP_BINARY : WS_OP_TEXT);
+    pr_mp_put_bin(b, body, blen);
+    if (pr_frame_end(b, start) < 0) {
+        http_error(c, 413, "message too large", NULL);
+        return;
+    }
+    gw_link_want_flush(s);
+    c->state = GW_C_WAIT_HTTP;
+    tq_remove(c);
+    c->read_paused = true;
+    event_del(&c->ev_read);
+}
+
 static const char *const object_methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
 
 static bool method_allowed(const gw_http_request *req)
@@ -839,6 +917,9 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
             http_error(c, status, err, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
             return;
         }
+    } else if (t->rest_len == 8 && memcmp(t->rest, "/publish", 8) == 0) {
+        publish_request(c, req, t, body, blen);
+        return;
     } else if (!method_allowed(req)) {
         http_error(c, 405, "method not allowed", "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
         return;

@@ -100,6 +100,8 @@ static const rd_cfg_opt gateway_opts[] = {
         "largest deflate window, both directions"),
     OPT("compression-min-size", RD_CFG_SIZE, compression_min, "64", 0, 1 << 20, "BYTES",
         "outgoing messages smaller than this are sent uncompressed"),
+    OPT("publish-key", RD_CFG_STR, publish_key, NULL, 0, 0, "KEY",
+        "API key for POST /<class>/<name>/publish (Authorization: Bearer KEY); unset: publishing is off"),
     OPT("drain-timeout", RD_CFG_MS, drain_timeout, "5s", 0, 600000, "DURATION",
         "on SIGTERM: time to close every client with 1001 and flush before exiting"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },

@@ -96,6 +96,9 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_AUTORESP] = { "AUTORESP", 3, {
         F(K_STR, autoresp, key), F(K_STR, autoresp, request), F(K_STR, autoresp, response) } },
     [PR_AUTOHIT] = { "AUTOHIT", 2, { F(K_UINT, autohit, conn), F(K_UINT, autohit, at) } },
+    [PR_PUBLISH] = { "PUBLISH", 4, {
+        F(K_UINT, publish, req), F(K_STR, publish, key), F(K_UINT, publish, opcode),
+        F(K_BIN, publish, payload) } },
 };
 
 #undef F

@@ -37,6 +37,9 @@
  *                                                          request: none)
  *  AUTOHIT     [15, conn, at_ms]                          gateway -> shard: the gateway
  *                                                          answered an auto-response
+ *  PUBLISH     [16, req, key, opcode, payload(bin)]       gateway -> shard: a backend's
+ *                                                          POST .../publish; answered
+ *                                                          with HTTP_RES for req
  *
  * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
  * Every other string field must be a string (possibly empty).
@@ -74,7 +77,8 @@ enum pr_type {
     PR_META = 13,
     PR_AUTORESP = 14,
     PR_AUTOHIT = 15,
-    PR_TYPE_MAX_ = 15,
+    PR_PUBLISH = 16,
+    PR_TYPE_MAX_ = 16,
 };
 
 #define PR_OPEN_RESUMED 0x1u
@@ -120,6 +124,7 @@ typedef struct pr_msg {
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;
+        struct { uint64_t req; pr_str key; uint64_t opcode; pr_bytes payload; } publish;
     } u;
 } pr_msg;
 

@@ -476,6 +476,32 @@ static void handle_http(sh_link *l, const pr_msg *m)
     object_maybe_evict(o);
 }
 
+/* A backend's message for every member of the object, in this cell (the
+ * local connections) and, with --redis, in every other cell. The class is
+ * not involved; answered like an HTTP request. */
+static void handle_publish(sh_link *l, const pr_msg *m)
+{
+    int status = 0;
+    sh_object *o = object_get(m->u.publish.key.p, m->u.publish.key.n, &status);
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    ctx.http_link = l;
+    ctx.http_req = m->u.publish.req;
+    if (!o) {
+        const char *why = status == 404 ? "unknown class\n" : "object could not be created\n";
+        roomd_http_reply(&ctx, status, NULL, why, strlen(why));
+        return;
+    }
+    int op = m->u.publish.opcode == ROOMD_BINARY ? ROOMD_BINARY : ROOMD_TEXT;
+    size_t n = sh_broadcast_local(o, op, m->u.publish.payload.p, m->u.publish.payload.n, NULL);
+    sh_fed_publish(o, op, m->u.publish.payload.p, m->u.publish.payload.n);
+    char body[128];
+    int bl = snprintf(body, sizeof body, "{\"delivered\":%zu,\"federated\":%s}\n", n,
+                      sh_fed_state() != SH_FED_OFF ? "true" : "false");
+    roomd_http_reply(&ctx, 200, "application/json", body, (size_t)bl);
+    object_maybe_evict(o);
+}
+
 void sh_object_handle(sh_link *l, const pr_msg *m)
 {
     switch (m->type) {
@@ -490,6 +516,9 @@ void sh_object_handle(sh_link *l, const pr_msg *m)
         break;
     case PR_HTTP_REQ:
         handle_http(l, m);
+        break;
+    case PR_PUBLISH:
+        handle_publish(l, m);
         break;
     case PR_AUTOHIT: {
         /* Not an event: the object stays asleep. */

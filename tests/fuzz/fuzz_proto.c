@@ -69,7 +69,7 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 3, 5, 4, 3 };
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 3, 5, 4, 3, 5 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -106,6 +106,12 @@ static void reencode(const pr_msg *m, rd_buf *out)
     case PR_AUTOHIT:
         pr_mp_put_uint(out, m->u.autohit.conn);
         pr_mp_put_uint(out, m->u.autohit.at);
+        break;
+    case PR_PUBLISH:
+        pr_mp_put_uint(out, m->u.publish.req);
+        put_s(out, m->u.publish.key);
+        pr_mp_put_uint(out, m->u.publish.opcode);
+        pr_mp_put_bin(out, m->u.publish.payload.p, m->u.publish.payload.n);
         break;
     case PR_ACCEPT:
         pr_mp_put_uint(out, m->u.accept.conn);

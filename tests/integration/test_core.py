@@ -1,6 +1,7 @@
 """The core path of issue 2 against real processes: the seed's echo object,
 chat, routing by the documented hash, shard restart, and every refusal."""
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -538,3 +539,45 @@ def test_check_config_and_json_logs(tmp_path):
         assert {"ts", "level", "proc", "msg"} <= set(rec)
         procs.add(rec["proc"])
     assert {"gateway", "shard-0", "shard-1"} <= procs
+
+
+def test_backend_publish_endpoint(tmp_path):
+    from conftest import Roomd
+    r = Roomd(tmp_path, shards=2, extra=("--publish-key", "s3cret"))
+    try:
+        def post(path, body, headers=()):
+            req = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                   + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
+            return http_raw("127.0.0.1", r.port, req)
+
+        async def go():
+            members = [await websockets.connect(r.ws + "/chat/news") for _ in range(3)]
+            status, head, body = await asyncio.to_thread(post, "/chat/news/publish", b"hello")
+            assert status == 401 and "WWW-Authenticate: Bearer" in head
+            status, _, _ = await asyncio.to_thread(post, "/chat/news/publish", b"x",
+                                                   ("Authorization: Bearer wrong",))
+            assert status == 401
+            status, _, body = await asyncio.to_thread(post, "/chat/news/publish", b"breaking news",
+                                                      ("Authorization: Bearer s3cret",))
+            assert status == 200 and json.loads(body) == {"delivered": 3, "federated": False}
+            for ws in members:
+                assert await asyncio.wait_for(ws.recv(), 10) == "breaking news"
+            status, _, body = await asyncio.to_thread(post, "/chat/news/publish?type=binary", b"\x00\xff",
+                                                      ("X-Roomd-Key: s3cret",))
+            assert status == 200
+            for ws in members:
+                assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\xff"
+            status, _, body = await asyncio.to_thread(post, "/chat/news/publish", b"\xff\xfe",
+                                                      ("Authorization: Bearer s3cret",))
+            assert status == 400 and b"UTF-8" in body
+            status, _, _ = await asyncio.to_thread(post, "/nosuch/news/publish", b"x",
+                                                   ("Authorization: Bearer s3cret",))
+            assert status == 404
+            status, _, body = await asyncio.to_thread(
+                http_raw, "127.0.0.1", r.port, b"GET /chat/news/publish HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert status == 405
+            for ws in members:
+                await ws.close()
+        run(go())
+    finally:
+        r.stop()

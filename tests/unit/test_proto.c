@@ -1278,8 +1278,8 @@ static void test_decode_errors(void)
     EXPECT_ERR(type_neg, "message type is not an unsigned integer");
     static const uint8_t type0[] = { 0x92, 0x00, 0x01 };
     EXPECT_ERR(type0, "unknown message type 0");
-    static const uint8_t type16[] = { 0x92, 0x10, 0x01 };
-    EXPECT_ERR(type16, "unknown message type 16");
+    static const uint8_t type17[] = { 0x92, 0x11, 0x01 };
+    EXPECT_ERR(type17, "unknown message type 17");
     static const uint8_t type42[] = { 0x92, 0x2a, 0x01 };
     EXPECT_ERR(type42, "unknown message type 42");
     static const uint8_t type_big[] = { 0x92, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1450,7 +1450,7 @@ static void test_type_name(void)
     static const char *const names[] = { "UNKNOWN", "HELLO", "OPEN", "ACCEPT", "REJECT", "CLOSE",
                                          "FRAME", "SEND", "BROADCAST", "HTTP_REQ", "HTTP_RES",
                                          "PING", "PONG", "META", "AUTORESP", "AUTOHIT",
-                                         "UNKNOWN" };
+                                         "PUBLISH", "UNKNOWN" };
     for (int i = 0; i < (int)N(names); i++)
         RD_CHECK(strcmp(pr_type_name(i), names[i]) == 0);
     RD_CHECK(strcmp(pr_type_name(-1), "UNKNOWN") == 0);
