@@ -199,6 +199,7 @@ int main(int argc, char **argv)
      * callbacks closed (Redis' beforeSleep). */
     while (!sh.stopping) {
         event_base_loop(sh.base, EVLOOP_ONCE);
+        sh_commit_dirty(); /* before anything of this turn leaves */
         sh_link_flush_all();
         sh_link_backpressure();
         sh_link_reap();
@@ -211,9 +212,11 @@ int main(int argc, char **argv)
     while (sh.links)
         sh_link_close(sh.links, "shard stopping");
     sh_link_reap();
+    sh_commit_dirty();
     sh_object_shutdown();
     sh_fed_stop(); /* before the event base goes */
     sh_alarm_shutdown();
+    free(sh.dirty);
     event_free(ev_tick);
     event_free(ev_term);
     event_free(ev_int);

@@ -62,6 +62,7 @@ struct sh_object {
     uint32_t busy;              /* callbacks running: never evict inside one */
     bool hibernated;            /* destroy ran; state is gone; conns are kept */
     sh_store *store;            /* opened on first storage use; closed when evicted */
+    bool dirty;                 /* writes wait for the end of the loop turn's commit */
     char *ar_request;           /* auto-response pair, NULL: none */
     char *ar_response;
     uint64_t last_event_ms;     /* monotonic */
@@ -115,6 +116,8 @@ typedef struct sh_server {
     bool stopping;
     bool input_paused;          /* a gateway link is over the high watermark */
     size_t hibernated;          /* objects hibernating now */
+    sh_object **dirty;          /* objects with a commit pending this loop turn */
+    size_t ndirty, dirty_cap;
     sh_store *alarm_index;      /* <data-dir>/_alarms/<name>: object key -> due time */
     struct sh_alarm *alarms;    /* min-heap by due time */
     size_t nalarms, alarms_cap;
@@ -175,6 +178,15 @@ void sh_alarm_forget(const char *key);
 void sh_alarm_tick(void);
 /* sh_object.c: run one due alarm; returns < 0 when it must be retried. */
 int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned retries);
+/* Group commit: every object's events of one loop turn share one commit
+ * (one fsync with --durability full), done here before any output leaves.
+ * sh_commit_object commits one object now (before it is closed, or before
+ * an alarm attempt that may have to roll back only its own writes). */
+void sh_commit_dirty(void);
+void sh_commit_object(sh_object *o);
+/* Take o off the pending list without committing (its store is being
+ * rolled back and closed). */
+void sh_dirty_forget(sh_object *o);
 /* dlopen a module and run its roomd_module_init(). 0 or negative errno. */
 int sh_module_load(const char *path, char err[RD_ERR_LEN]);
 const roomd_class *sh_module_find(const char *name, size_t len);

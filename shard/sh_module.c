@@ -374,14 +374,53 @@ void sh_event_end(roomd_ctx *ctx)
     ctx->nallocs = 0;
     if (!o || !o->store)
         return;
+    if (sh_store_pending(o->store)) {
+        /* Group commit: one commit (with --durability full, one fsync) per
+         * object per loop turn, not one per event. The turn's output is
+         * flushed only after sh_commit_dirty(), so the output gate holds. */
+        if (!o->dirty) {
+            if (sh.ndirty == sh.dirty_cap) {
+                sh.dirty_cap = sh.dirty_cap ? sh.dirty_cap * 2 : 16;
+                sh.dirty = rd_xrealloc(sh.dirty, sh.dirty_cap * sizeof *sh.dirty);
+            }
+            sh.dirty[sh.ndirty++] = o;
+            o->dirty = true;
+        }
+        return;
+    }
+}
+
+void sh_dirty_forget(sh_object *o)
+{
+    if (!o->dirty)
+        return;
+    o->dirty = false;
+    for (size_t i = 0; i < sh.ndirty; i++)
+        if (sh.dirty[i] == o) {
+            sh.dirty[i] = sh.dirty[--sh.ndirty];
+            break;
+        }
+}
+
+void sh_commit_object(sh_object *o)
+{
+    sh_dirty_forget(o);
+    if (!o->store)
+        return;
     char err[RD_ERR_LEN];
     if (sh_store_commit(o->store, err) < 0) {
-        /* Crash-only: this event's output is still unsent, so nothing that
-         * depended on the lost writes was acknowledged; the gateway restarts
-         * us and resumes every connection. */
+        /* Crash-only: the output that depended on these writes is still
+         * unsent, so nothing was acknowledged; the gateway restarts us and
+         * resumes every connection. */
         rd_err("msg=\"storage commit failed; stopping\" object=%s err=\"%s\"", o->key, err);
         _exit(70);
     }
+}
+
+void sh_commit_dirty(void)
+{
+    while (sh.ndirty)
+        sh_commit_object(sh.dirty[sh.ndirty - 1]);
 }
 
 int roomd_storage_get(roomd_ctx *ctx, const void *key, size_t klen, const void **ret_value,

@@ -53,6 +53,7 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
     o->busy--;
     if (r < 0) {
         rd_warn("msg=\"class refused to create object\" object=%s err=%d", o->key, r);
+        sh_dirty_forget(o);
         sh_store_close(o->store);
         free(o->key);
         free(o);
@@ -97,6 +98,7 @@ static void object_hibernate(sh_object *o)
     if (o->cls->destroy)
         o->cls->destroy(&ctx, o->state);
     sh_event_end(&ctx);
+    sh_commit_object(o);
     sh_store_close(o->store); /* releases the lock and SQLite's cache */
     o->store = NULL;
     o->state = NULL;
@@ -192,6 +194,7 @@ static void object_evict(sh_object *o)
     else if (o->cls->destroy)
         o->cls->destroy(&ctx, o->state);
     sh_event_end(&ctx);
+    sh_commit_object(o);
     sh_store_close(o->store);
     o->store = NULL;
     sh_fed_forget(o); /* federation state goes with the object */
@@ -559,6 +562,9 @@ int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned ret
         object_maybe_evict(o);
         return -EIO;
     }
+    /* Earlier events of this turn commit first: a failed attempt rolls back
+     * its own writes only. */
+    sh_commit_object(o);
     roomd_ctx ctx;
     ctx_init(&ctx, o);
     o->busy++;
