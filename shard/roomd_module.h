@@ -87,10 +87,11 @@ typedef struct roomd_class {
  *
  * Each object has its own durable store: one SQLite database under the
  * shard's --data-dir, opened on first use under an exclusive lock (a second
- * process that wants the same object gets -EWOULDBLOCK). Every storage call
- * made during one callback belongs to one transaction, committed when the
- * callback returns; what the callback sent is released to clients only
- * after that commit (the output gate). If a commit fails the shard stops
+ * process that wants the same object gets -EWOULDBLOCK). The writes of a
+ * callback are committed before anything it sent is released to clients
+ * (the output gate); the callbacks of one object in one loop turn share a
+ * commit (group commit: one fsync with --durability full). A callback sees
+ * its own and earlier writes. If a commit fails the shard stops
  * (crash-only): nothing it had not yet released was acknowledged, and the
  * gateway restarts it with every client still connected.
  *
