@@ -431,24 +431,30 @@ static void handle_close(sh_link *l, const pr_msg *m)
     sh_link_want_flush(l);
 }
 
-static void handle_http(sh_link *l, const pr_msg *m)
+/* The object a request (HTTP or publish) names, with ctx set up to answer
+ * it; NULL after answering 404 (unknown class) or 500 (create refused). */
+static sh_object *request_object(sh_link *l, uint64_t req, pr_str key, roomd_ctx *ctx)
 {
     int status = 0;
-    sh_object *o = object_get(m->u.http_req.key.p, m->u.http_req.key.n, &status);
+    sh_object *o = object_get(key.p, key.n, &status);
+    ctx_init(ctx, o);
+    ctx->http_link = l;
+    ctx->http_req = req;
+    if (o && object_touch(o) == 0)
+        return o;
+    const char *why = status == 404 ? "unknown class\n" : "object could not be created\n";
+    roomd_http_reply(ctx, status == 404 ? 404 : 500, NULL, why, strlen(why));
+    if (o)
+        object_maybe_evict(o);
+    return NULL;
+}
+
+static void handle_http(sh_link *l, const pr_msg *m)
+{
     roomd_ctx ctx;
-    ctx_init(&ctx, o);
-    ctx.http_link = l;
-    ctx.http_req = m->u.http_req.req;
-    if (!o) {
-        const char *why = status == 404 ? "unknown class\n" : "object could not be created\n";
-        roomd_http_reply(&ctx, status, NULL, why, strlen(why));
+    sh_object *o = request_object(l, m->u.http_req.req, m->u.http_req.key, &ctx);
+    if (!o)
         return;
-    }
-    if (object_touch(o) < 0) {
-        static const char why[] = "object could not be created\n";
-        roomd_http_reply(&ctx, 500, NULL, why, sizeof why - 1);
-        return;
-    }
     if (o->cls->http) {
         roomd_header hdrs[SH_MAX_HEADERS];
         char method[16], remote[64];
@@ -484,17 +490,10 @@ static void handle_http(sh_link *l, const pr_msg *m)
  * not involved; answered like an HTTP request. */
 static void handle_publish(sh_link *l, const pr_msg *m)
 {
-    int status = 0;
-    sh_object *o = object_get(m->u.publish.key.p, m->u.publish.key.n, &status);
     roomd_ctx ctx;
-    ctx_init(&ctx, o);
-    ctx.http_link = l;
-    ctx.http_req = m->u.publish.req;
-    if (!o) {
-        const char *why = status == 404 ? "unknown class\n" : "object could not be created\n";
-        roomd_http_reply(&ctx, status, NULL, why, strlen(why));
+    sh_object *o = request_object(l, m->u.publish.req, m->u.publish.key, &ctx);
+    if (!o)
         return;
-    }
     int op = m->u.publish.opcode == ROOMD_BINARY ? ROOMD_BINARY : ROOMD_TEXT;
     size_t n = sh_broadcast_local(o, op, m->u.publish.payload.p, m->u.publish.payload.n, NULL);
     sh_fed_publish(o, op, m->u.publish.payload.p, m->u.publish.payload.n);
