@@ -204,6 +204,7 @@ typedef struct gw_config {
     bool compression_takeover;
     int64_t compression_level;
     int64_t compression_window;
+    int64_t compression_mem_level;
     uint64_t compression_min;
 } gw_config;
 

@@ -98,6 +98,8 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("compression-level", RD_CFG_INT, compression_level, "1", 0, 9, "N", "zlib level for outgoing messages"),
     OPT("compression-window-bits", RD_CFG_INT, compression_window, "15", 9, 15, "N",
         "largest deflate window, both directions"),
+    OPT("compression-mem-level", RD_CFG_INT, compression_mem_level, "8", 1, 9, "N",
+        "zlib memLevel for outgoing messages: lower resets faster per message, compresses less"),
     OPT("compression-min-size", RD_CFG_SIZE, compression_min, "64", 0, 1 << 20, "BYTES",
         "outgoing messages smaller than this are sent uncompressed"),
     OPT("publish-key", RD_CFG_STR, publish_key, NULL, 0, 0, "KEY",
@@ -310,7 +312,7 @@ int main(int argc, char **argv)
         .server_context_takeover = gw.cfg.compression_takeover,
         .client_context_takeover = gw.cfg.compression_takeover,
         .max_window_bits = (uint8_t)gw.cfg.compression_window,
-        .mem_level = 8,
+        .mem_level = (int)gw.cfg.compression_mem_level,
         .level = (int)gw.cfg.compression_level,
     };
     if (ws_pmd_policy_check(&gw.pmd_policy, err) < 0)
