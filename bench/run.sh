@@ -139,40 +139,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# One WebSocket echo round trip to /echo/ready (exit 0 if it worked).
-ws_ready() {
-    /usr/bin/python3 - "$1" <<'PY'
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-    s.settimeout(1)
-    s.sendall(b"GET /echo/ready HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              b"Sec-WebSocket-Version: 13\r\n\r\n")
-    d = b""
-    while b"\r\n\r\n" not in d:
-        r = s.recv(4096)
-        if not r:
-            sys.exit(1)
-        d += r
-    if not d.startswith(b"HTTP/1.1 101"):
-        sys.exit(1)
-    mask = b"\x01\x02\x03\x04"
-    s.sendall(b"\x81\x84" + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(b"ping")))
-    while b"[Durable Object]: ping" not in d:
-        r = s.recv(4096)
-        if not r:
-            sys.exit(1)
-        d += r
-    s.close()
-except OSError:
-    sys.exit(1)
-PY
-}
+. bench/lib.sh # free_port, ws_ready (the scripts run from the repository root)
 
 # start_server NAME: sets SRV_PID and PORT
 start_server() {
