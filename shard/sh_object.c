@@ -307,9 +307,8 @@ static void handle_open(sh_link *l, const pr_msg *m)
     size_t mark = rd_buf_avail(&l->out);
     if (o->cls->connect && !resumed) {
         roomd_header hdrs[SH_MAX_HEADERS];
-        size_t path_off = 0;
         roomd_request req = {
-            .method = "GET", .path = "", .path_len = path_off,
+            .method = "GET", .path = "", .path_len = 0,
             .query = m->u.open.query.p ? m->u.open.query.p : "", .query_len = m->u.open.query.n,
             .headers = hdrs, .nheaders = collect_headers(m->u.open.headers, hdrs, SH_MAX_HEADERS),
             .remote = "",
