@@ -17,6 +17,7 @@
 #include "rd_hash.h"
 #include "rd_log.h"
 #include "rd_os.h"
+#include "rd_redis.h"
 #include "rd_time.h"
 
 gw_server gw;
@@ -304,6 +305,19 @@ int main(int argc, char **argv)
     if (rd_parse_ms(gw.cfg.hibernate_after, &hib) < 0) {
         snprintf(err, sizeof err, "--hibernate-after: '%s' is not a duration (e.g. 10s)", gw.cfg.hibernate_after);
         goto fail_cfg;
+    }
+    if (gw.cfg.redis && gw.cfg.redis[0]) {
+        /* A wrong password is a startup error here, not a shard that keeps
+         * failing; an unreachable Redis is not (shards retry by themselves). */
+        rd_redis_url u;
+        if (rd_redis_url_parse(gw.cfg.redis, &u, err) < 0)
+            goto fail_cfg;
+        int rr = rd_redis_check(&u, 2000, err);
+        rd_redis_url_free(&u);
+        if (rr == -EACCES)
+            goto fail_cfg;
+        if (rr < 0)
+            fprintf(stderr, "roomd-gateway: warning: %s; the shards will keep trying\n", err);
     }
     if (gw.cfg.allowed_origins && gw.cfg.allowed_origins[0] && split_origins(err) < 0)
         goto fail_cfg;

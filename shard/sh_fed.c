@@ -34,6 +34,7 @@
 #include "rd_log.h"
 #include "sh.h"
 #include "sh_fed.h"
+#include "rd_redis.h"
 
 #define FED_PREFIX "roomd:o:"
 #define FED_PREFIX_LEN 8
@@ -99,60 +100,15 @@ static uint64_t rng_next(void)
 
 static int parse_url(const char *url, char err[RD_ERR_LEN])
 {
-    const char *p = url;
-    if (strncmp(p, "redis://", 8) != 0) {
-        snprintf(err, RD_ERR_LEN, "--redis: '%s' is not redis://[[user]:password@]host[:port][/db]", url);
-        return -EINVAL;
-    }
-    p += 8;
-    const char *end = p + strcspn(p, "/");
-    const char *at = NULL;
-    for (const char *q = p; q < end; q++)
-        if (*q == '@')
-            at = q; /* the last '@': a password may contain one */
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            if (colon > p)
-                fed.user = rd_xstrndup(p, (size_t)(colon - p));
-            fed.password = rd_xstrndup(colon + 1, (size_t)(at - colon - 1));
-        } else {
-            fed.password = rd_xstrndup(p, (size_t)(at - p)); /* redis://password@host */
-        }
-        p = at + 1;
-    }
-    const char *hs = p, *he;
-    if (*p == '[') {
-        hs = p + 1;
-        he = memchr(hs, ']', (size_t)(end - hs));
-        if (!he)
-            goto bad;
-        p = he + 1;
-    } else {
-        he = memchr(p, ':', (size_t)(end - p));
-        if (!he)
-            he = end;
-        p = he;
-    }
-    if (he == hs || (size_t)(he - hs) >= sizeof fed.host)
-        goto bad;
-    memcpy(fed.host, hs, (size_t)(he - hs));
-    fed.host[he - hs] = '\0';
-    fed.port = 6379;
-    if (p < end && *p == ':') {
-        char *e;
-        long port = strtol(p + 1, &e, 10);
-        if (e != end || port < 1 || port > 65535)
-            goto bad;
-        fed.port = (int)port;
-    } else if (p != end) {
-        goto bad;
-    }
-    /* /db is accepted and ignored: Redis Pub/Sub is the same in every db. */
+    rd_redis_url u;
+    int r = rd_redis_url_parse(url, &u, err);
+    if (r < 0)
+        return r;
+    snprintf(fed.host, sizeof fed.host, "%s", u.host);
+    fed.port = u.port;
+    fed.user = u.user;         /* ownership moves to fed */
+    fed.password = u.password;
     return 0;
-bad:
-    snprintf(err, RD_ERR_LEN, "--redis: cannot parse host[:port] in '%s'", url);
-    return -EINVAL;
 }
 
 /* --- envelope ------------------------------------------------------------- */

@@ -17,7 +17,7 @@ import pytest
 import redis
 import websockets
 
-from conftest import SHARD, Roomd, alive, free_port
+from conftest import GATEWAY, SHARD, Roomd, alive, free_port
 
 
 class RedisServer:
@@ -332,6 +332,17 @@ def test_password_redis_and_wrong_password(tmp_path):
                              capture_output=True, text=True, timeout=20)
         assert out.returncode != 0
         assert "refused the password" in out.stderr, out.stderr
+        # The gateway checks it too: a wrong password is a startup error.
+        gw = subprocess.run([GATEWAY, "--shards", "1", "--listen", "127.0.0.1:0", "--run-dir",
+                             str(tmp_path / "run-gw"), "--redis", wrong, "--check-config"],
+                            capture_output=True, text=True, timeout=20)
+        assert gw.returncode == 2 and "refused the password" in gw.stderr, gw.stderr
+        nopass = subprocess.run([GATEWAY, "--redis", f"redis://127.0.0.1:{rds.port}", "--check-config"],
+                                capture_output=True, text=True, timeout=20)
+        assert nopass.returncode == 2 and "requires a password" in nopass.stderr, nopass.stderr
+        ok = subprocess.run([GATEWAY, "--redis", rds.url, "--check-config"], capture_output=True,
+                            text=True, timeout=20)
+        assert ok.returncode == 0, ok.stderr
 
         a = Roomd(tmp_path / "a", shards=1, extra=("--redis", rds.url))
         try:
