@@ -564,6 +564,26 @@ void gw_metrics_render(rd_buf *b)
         metric(b, "roomd_shard_restarts_total", i ? NULL : "counter", "Shard processes restarted.", labels,
                gw.shards[i].restarts);
     }
+    /* Federation, per shard, as of its last PONG (at most a second old). */
+    static const struct { const char *name, *help; size_t off; } fedm[] = {
+        { "roomd_federation_published_total", "Broadcasts published to Redis.", offsetof(gw_shard, fed_published) },
+        { "roomd_federation_dropped_total", "Broadcasts not published (Redis down or behind).", offsetof(gw_shard, fed_dropped) },
+        { "roomd_federation_received_total", "Envelopes received from Redis.", offsetof(gw_shard, fed_received) },
+        { "roomd_federation_gaps_total", "Messages missing in the sequences received.", offsetof(gw_shard, fed_gaps) },
+    };
+    for (size_t k = 0; k < sizeof fedm / sizeof fedm[0]; k++)
+        for (size_t i = 0; i < gw.nshards; i++) {
+            char labels[96];
+            snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+            metric(b, fedm[k].name, i ? NULL : "counter", fedm[k].help, labels,
+                   *(const uint64_t *)((const char *)&gw.shards[i] + fedm[k].off));
+        }
+    for (size_t i = 0; i < gw.nshards; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        metric(b, "roomd_federation_state", i ? NULL : "gauge", "0 off, 1 ok, 2 degraded.", labels,
+               gw.shards[i].fed);
+    }
 }
 
 static void gateway_route(gw_conn *c, const gw_http_request *req, const char *path, size_t plen)

@@ -253,6 +253,10 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         return;
     case PR_PONG:
         s->fed = (uint8_t)(m.u.ping.status <= 2 ? m.u.ping.status : 2);
+        s->fed_published = m.u.ping.published;
+        s->fed_dropped = m.u.ping.dropped;
+        s->fed_received = m.u.ping.received;
+        s->fed_gaps = m.u.ping.gaps;
         return;
     default:
         rd_err("msg=\"unexpected message from shard\" shard=%s type=%s", s->name, pr_type_name(m.type));

@@ -25,9 +25,10 @@
  *  HTTP_REQ    [9, req, key, method, path, query, headers{str:str}, body(bin), remote]
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
- *  PONG        [12, token, status]                        status (optional, shard ->
- *                                                          gateway): federation 0 off,
- *                                                          1 ok, 2 degraded
+ *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
+ *                 received, gaps]                          gateway): federation state
+ *                                                          0 off, 1 ok, 2 degraded, and
+ *                                                          its counters
  *  META        [13, conn, what, attachment(bin), tags[str]]  shard -> gateway: the class set
  *                                                          a connection's attachment (what
  *                                                          bit 1) and/or tags (bit 2); the
@@ -120,7 +121,7 @@ typedef struct pr_msg {
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
                  pr_str remote; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
-        struct { uint64_t token; uint64_t status; } ping; /* PING and PONG */
+        struct { uint64_t token; uint64_t status, published, dropped, received, gaps; } ping; /* PING, PONG */
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;

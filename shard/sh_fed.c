@@ -303,6 +303,11 @@ static void channel_cmd(const char *cmd, sh_object *o)
     redisAsyncCommandArgv(fed.sub.ac, sub_cb, NULL, 2, argv, lens);
 }
 
+void sh_fed_stats_get(sh_fed_stats *ret)
+{
+    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps };
+}
+
 int sh_fed_state(void)
 {
     if (!fed.on)

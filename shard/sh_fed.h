@@ -22,6 +22,7 @@
 #define SH_FED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rd_buf.h"
 
@@ -52,5 +53,10 @@ void sh_fed_publish(struct sh_object *o, int opcode, const void *data, size_t le
  * SH_FED_DEGRADED otherwise. */
 enum { SH_FED_OFF = 0, SH_FED_OK = 1, SH_FED_DEGRADED = 2 };
 int sh_fed_state(void);
+/* Counters since start, for the gateway's /metrics. */
+typedef struct sh_fed_stats {
+    uint64_t published, dropped, received, gaps;
+} sh_fed_stats;
+void sh_fed_stats_get(sh_fed_stats *ret);
 
 #endif

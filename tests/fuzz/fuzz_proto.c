@@ -69,7 +69,7 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 3, 5, 4, 3, 5 };
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 7, 5, 4, 3, 5 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -160,6 +160,10 @@ static void reencode(const pr_msg *m, rd_buf *out)
     case PR_PONG:
         pr_mp_put_uint(out, m->u.ping.token);
         pr_mp_put_uint(out, m->u.ping.status);
+        pr_mp_put_uint(out, m->u.ping.published);
+        pr_mp_put_uint(out, m->u.ping.dropped);
+        pr_mp_put_uint(out, m->u.ping.received);
+        pr_mp_put_uint(out, m->u.ping.gaps);
         break;
     default:
         abort();

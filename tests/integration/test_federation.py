@@ -321,6 +321,23 @@ def test_redis_outage_keeps_cells_running_and_counts_the_loss(cells, rds):
     log = a.read_log()
     assert 'msg="redis disconnected"' in log and 'msg="redis resubscribed"' in log
     assert "federation publish dropped" in log
+    # /metrics says the same (the gateway learns it from its shards' PONGs,
+    # at most a second old: wait for it, bounded).
+    import re
+    import urllib.request
+
+    def fed_metric(r, name):
+        with urllib.request.urlopen(r.http + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return sum(int(v) for v in re.findall(r"^%s\{shard=\"[^\"]+\"\} (\d+)$" % name, text, re.M))
+    deadline = time.monotonic() + 20
+    while fed_metric(b, "roomd_federation_gaps_total") < missing["A"]:
+        assert time.monotonic() < deadline, "gaps never reached /metrics"
+        time.sleep(0.2)
+    assert fed_metric(b, "roomd_federation_gaps_total") == missing["A"]
+    assert fed_metric(a, "roomd_federation_dropped_total") > 0
+    assert fed_metric(a, "roomd_federation_published_total") > 0
+    assert fed_metric(b, "roomd_federation_received_total") > 0
 
 
 def test_password_redis_and_wrong_password(tmp_path):
