@@ -108,30 +108,7 @@ RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 
 # ---- server lifecycle (only processes started here, by PID) ----------------
-SRV_PID=
-SRV_CHILDREN=
-
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    local pid=$SRV_PID k kids
-    SRV_PID=
-    kids="$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ') $SRV_CHILDREN"
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "compress_cpu.sh: server $pid ignored SIGTERM for 10 s; SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    for k in $kids; do
-        for _ in $(seq 30); do kill -0 "$k" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$k" 2>/dev/null; then
-            echo "compress_cpu.sh: shard $k outlived its gateway; SIGKILL" >&2
-            kill -KILL "$k" 2>/dev/null
-        fi
-    done
-    SRV_CHILDREN=
-}
+. bench/lib.sh # free_port, ws_ready, stop_server (run from the repository root)
 
 cleanup() {
     stop_server
@@ -141,7 +118,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-. bench/lib.sh # free_port, ws_ready (the scripts run from the repository root)
 
 start_server() {
     PORT=$(free_port) || die "no free port"

@@ -34,3 +34,33 @@ except OSError:
     sys.exit(1)
 PY
 }
+
+# The server a script started (SRV_PID, and SRV_CHILDREN it knows of): stop
+# it by PID, then make sure its children (roomd's shards) went with it.
+SRV_PID=
+SRV_CHILDREN=
+
+stop_server() {
+    [ -n "$SRV_PID" ] || return 0
+    local pid=$SRV_PID i
+    SRV_PID=
+    # roomd: remember the shards the gateway spawned, to check they go too.
+    local kids
+    kids=$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ')
+    kids="$kids $SRV_CHILDREN"
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "$(basename "$0"): server $pid ignored SIGTERM for 10 s; SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    for k in $kids; do
+        for i in $(seq 30); do kill -0 "$k" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$k" 2>/dev/null; then
+            echo "$(basename "$0"): child $k outlived its server; SIGKILL" >&2
+            kill -KILL "$k" 2>/dev/null
+        fi
+    done
+    SRV_CHILDREN=
+}

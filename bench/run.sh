@@ -104,33 +104,7 @@ RESULTS=$ROOT/bench/results/$STAMP.jsonl
 : >"$RESULTS"
 
 # ---- server lifecycle (only processes started here, by PID) ----------------
-SRV_PID=
-SRV_CHILDREN=
-
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    local pid=$SRV_PID i
-    SRV_PID=
-    # roomd: remember the shards the gateway spawned, to check they go too.
-    local kids
-    kids=$(pgrep -P "$pid" 2>/dev/null | tr '\n' ' ')
-    kids="$kids $SRV_CHILDREN"
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "run.sh: server $pid ignored SIGTERM for 10 s; SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    for k in $kids; do
-        for i in $(seq 30); do kill -0 "$k" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$k" 2>/dev/null; then
-            echo "run.sh: child $k outlived its server; SIGKILL" >&2
-            kill -KILL "$k" 2>/dev/null
-        fi
-    done
-    SRV_CHILDREN=
-}
+. bench/lib.sh # free_port, ws_ready, stop_server (run from the repository root)
 
 cleanup() {
     stop_server
@@ -139,7 +113,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-. bench/lib.sh # free_port, ws_ready (the scripts run from the repository root)
 
 # start_server NAME: sets SRV_PID and PORT
 start_server() {
