@@ -95,6 +95,10 @@ for b in "$GATEWAY" "$BENCH"; do [ -x "$b" ] || die "missing $b"; done
 "$BENCH" --help 2>&1 | grep -q -- '--cpu-pids' || die "$BENCH has no --deflate/--cpu-pids (rebuild it)"
 
 SRV_PIN=()
+# chat replays a room's last 100 messages to whoever joins: every run gets a
+# room of its own, or the joins of one run would start with the last one's
+# history (a burst of 100 x members messages).
+RUN_SEQ=0
 CLI_PIN=()
 if [ "$PIN" = 1 ]; then
     command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
@@ -169,7 +173,7 @@ run_fanout() {
     local bound
     bound=$(awk -v d="$dur" -v r="$DRAIN" 'BEGIN { printf "%d", d + 2 * r + 30 }')
     out=$(timeout --kill-after=5 "$bound" "${CLI_PIN[@]}" "$BENCH" fanout \
-        --url "ws://127.0.0.1:$PORT/chat/room" --rooms 1 --members "$MEMBERS" \
+        --url "ws://127.0.0.1:$PORT/chat/room-$((++RUN_SEQ))" --rooms 1 --members "$MEMBERS" \
         --publishers "$PUBLISHERS" --rate "$RATE" --duration "$dur" --payload json \
         --size "$SIZE" --drain-timeout "$DRAIN" --cpu-pids "$pids" --json --quiet "$@" \
         2>"$TMP/bench.err")

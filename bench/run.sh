@@ -89,6 +89,9 @@ for opt in "--max-per-ip 0" "--msg-rate 0"; do
 done
 
 SRV_PIN=()
+# Each fan-out run uses rooms of its own (room-<rate>-0): roomd's chat
+# replays a room's last 100 messages to whoever joins, and a room reused
+# from the previous run would start with 100 x 1000 replayed messages.
 CLI_PIN=()
 if [ "$PIN" = 1 ]; then
     command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
@@ -188,7 +191,7 @@ for srv in roomd limit; do
     BENCH_BOUND=$((FAN_DUR + 2 * DRAIN + 25))
     for rate in $RATES; do
         kill -0 "$SRV_PID" 2>/dev/null || die "$srv died during the run"
-        run_bench "$srv" "fanout_$rate" "$rate" -- fanout --url "$url/chat/room" --rooms 1 \
+        run_bench "$srv" "fanout_$rate" "$rate" -- fanout --url "$url/chat/room-$rate" --rooms 1 \
             --members "$MEMBERS" --publishers "$PUBLISHERS" --rate "$rate" \
             --duration "$FAN_DUR" --drain-timeout "$DRAIN"
     done
