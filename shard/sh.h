@@ -124,6 +124,7 @@ typedef struct sh_server {
     uint64_t alarms_fired;
     uint64_t hibernations, wakes;
     uint64_t input_pauses;
+    uint64_t detached;          /* connections handed to another shard */
 } sh_server;
 
 extern sh_server sh;
