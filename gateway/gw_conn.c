@@ -1874,13 +1874,7 @@ static bool admin_authorized(gw_conn *c, const gw_http_request *req)
 
 static void admin_ask(gw_admin *a, gw_shard *s, const char *key, size_t klen)
 {
-    rd_buf *b = &s->out;
-    size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 3);
-    pr_mp_put_uint(b, PR_INFO);
-    pr_mp_put_uint(b, a->conn->id);
-    pr_mp_put_str(b, key, klen);
-    pr_frame_end(b, start);
+    pr_enc_info_req(&s->out, a->conn->id, key, klen);
     gw_link_want_flush(s);
     a->pending++;
 }
@@ -1958,6 +1952,11 @@ static void admin_reply(gw_conn *c)
 
 void gw_conn_on_info(gw_shard *s, const pr_msg *m)
 {
+    if (m->u.info_res.req == 0) { /* gw_spawn_tick's: may a retiring shard stop? */
+        if (s->retiring && m->u.info_res.conns == 0)
+            s->drained = true;
+        return;
+    }
     gw_conn *c = rd_map_get(&gw.conns, m->u.info_res.req);
     if (!c || !c->admin || c->state != GW_C_WAIT_HTTP)
         return;
@@ -1996,7 +1995,9 @@ static void admin_request(gw_conn *c, const gw_http_request *req, const char *pa
                 http_error(c, 400, "give the new shard count: POST /admin/shards?count=N", NULL);
                 return;
             }
-            if (gw_spawn_resize(n, err) < 0) {
+            if (gw.cfg.worker > 0 && gw_spawn_forward_resize(n, err) == 0) {
+                /* the parent (which spawns the shards) does it */
+            } else if (gw_spawn_resize(n, err) < 0) {
                 http_error(c, 409, err, NULL);
                 return;
             }
