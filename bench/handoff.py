@@ -78,13 +78,14 @@ def main():
         [os.path.join(a.build, "gateway", "roomd-gateway"), "--shards", "2", "--listen", f"127.0.0.1:{port}",
          "--run-dir", os.path.join(tmp, "run"), "--data-dir", os.path.join(tmp, "data"),
          "--module", os.path.join(a.build, "tests", "modules", "mod_upper.so"), "--admin-key", KEY,
-         "--max-per-ip", "0", "--log-level", "warn"], stdout=log, stderr=log)
+         "--max-per-ip", "0", "--log-level", os.environ.get("ROOMD_LOG_LEVEL", "warn")], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if json.loads(get(base, "/admin/shards"))["members"] == 2:
-                    break
+                with urllib.request.urlopen(base + "/healthz", timeout=5) as h:
+                    if h.status == 200:
+                        break
             except OSError:
                 pass
             if time.monotonic() > deadline:
@@ -129,7 +130,8 @@ def main():
     finally:
         gw.send_signal(signal.SIGTERM)
         gw.wait(timeout=30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("ROOMD_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'step':>8} {'moved conns':>12} {'pause p50 <=':>13} {'p99 <=':>8} {'mean':>8} {'set settled':>12}",
           file=sys.stderr if a.json else sys.stdout)
     for r in rows:

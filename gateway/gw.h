@@ -104,6 +104,7 @@ typedef struct gw_conn {
     bool ping_sent;           /* idle probe outstanding */
     bool resume_wait;         /* its shard restarted: reading paused until OPEN{resumed} is accepted */
     bool handoff;             /* its object is moving to another shard: reading paused */
+    bool move_queued;         /* its object's move waits for its turn (--handoff-concurrency) */
     uint64_t handoff_us;      /* when the move began (monotonic µs), for the pause histogram */
     struct gw_admin *admin;   /* an admin request waiting for the shards' INFO answers */
     uint8_t client_id[16];    /* UUIDv7, the same across shard restarts */
@@ -180,6 +181,7 @@ typedef struct gw_config {
     bool reuseport;           /* set SO_REUSEPORT on the listeners */
     int64_t worker;           /* internal: this process is worker N (> 0) of a --workers parent */
     uint64_t handoff_timeout; /* give up waiting for the old owner's DETACHED */
+    int64_t handoff_concurrency; /* objects moving at once from live shards */
     char *listen;
     char *tls_listen;
     char *cert;

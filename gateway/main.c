@@ -50,6 +50,9 @@ static const rd_cfg_opt gateway_opts[] = {
         "discovery mode: a shard unreachable this long leaves the set and its objects move"),
     OPT("handoff-timeout", RD_CFG_MS, handoff_timeout, "10s", 100, 3600000, "DURATION",
         "when the shard set changes, how long a moving object waits for its old shard to let go"),
+    OPT("handoff-concurrency", RD_CFG_INT, handoff_concurrency, "8", 1, 100000, "N",
+        "objects moved at once when the shard set changes; the others keep being served by their "
+        "old shard until their turn (a moving object's clients wait for its old shard to let go)"),
     OPT("admin-key", RD_CFG_STR, admin_key, NULL, 0, 0, "KEY",
         "API key for /admin/... (Authorization: Bearer KEY); unset: the admin API is off"),
     OPT("workers", RD_CFG_INT, workers, "1", 1, 64, "N",
