@@ -2036,8 +2036,8 @@ static void admin_reply(gw_conn *c)
 void gw_conn_on_info(gw_shard *s, const pr_msg *m)
 {
     if (m->u.info_res.req == 0) { /* gw_spawn_tick's: may a retiring shard stop? */
-        if (s->retiring && m->u.info_res.conns == 0)
-            s->drained = true;
+        if (s->retiring && m->u.info_res.conns == 0 && m->u.info_res.alarms == 0)
+            s->drained = true; /* nobody's connections, no alarm left to hand over */
         return;
     }
     gw_conn *c = rd_map_get(&gw.conns, m->u.info_res.req);

@@ -312,8 +312,9 @@ void gw_spawn_tick(void)
         gw_shard *s = gw.shards[i];
         if (!s->retiring || s->stop_sent || s->pid <= 0 || gw_conn_shard_in_use(s))
             continue;
-        if (nworkers > 1 && !s->drained) {
-            /* Our workers' connections count too: ask the shard itself. */
+        if (!s->drained) {
+            /* Other gateways' connections (our workers') count too, and its
+             * alarms must have moved: ask the shard itself. */
             if (s->up) {
                 pr_enc_info_req(&s->out, 0, "", 0);
                 gw_link_want_flush(s);

@@ -175,6 +175,15 @@ void sh_alarm_shutdown(void);
 int sh_alarm_schedule(const char *key, size_t klen, uint64_t at, unsigned retries);
 /* Drop an object from the index (its alarm is gone). */
 void sh_alarm_forget(const char *key);
+/* The routing set (SET from a gateway): offer the alarms of objects other
+ * shards own to them. */
+void sh_alarm_set_members(const pr_msg *m);
+/* Alarms held for objects this shard does not own (for INFO). */
+size_t sh_alarm_foreign(void);
+/* ALARM_MOVE: record an alarm given to us, confirm with ALARM_MOVED. */
+void sh_alarm_take(sh_link *l, const pr_msg *m);
+/* ALARM_MOVED: the owner has it; drop ours. */
+void sh_alarm_given(const pr_msg *m);
 /* Fire what is due (from the tick). */
 void sh_alarm_tick(void);
 /* sh_object.c: run one due alarm; returns < 0 when it must be retried. */

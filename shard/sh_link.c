@@ -198,6 +198,15 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
     }
     case PR_PONG:
         return;
+    case PR_SET:
+        sh_alarm_set_members(&m);
+        return;
+    case PR_ALARM_MOVE:
+        sh_alarm_take(l, &m);
+        return;
+    case PR_ALARM_MOVED:
+        sh_alarm_given(&m);
+        return;
     default:
         sh_object_handle(l, &m);
     }

@@ -554,7 +554,7 @@ static void handle_info(sh_link *l, const pr_msg *m)
     size_t conns = 0;
     for (sh_link *k = sh.links; k; k = k->next)
         conns += k->conns.count;
-    uint64_t counts[6] = { sh.objects.count, sh.hibernated, conns, 0, 0, 0 };
+    uint64_t counts[7] = { sh.objects.count, sh.hibernated, conns, 0, 0, 0, sh_alarm_foreign() };
     sh_object *o = m->u.info.key.n ? rd_smap_get(&sh.objects, m->u.info.key.p, m->u.info.key.n) : NULL;
     if (o) {
         counts[3] = 1;
