@@ -121,7 +121,7 @@ typedef struct pr_msg {
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
                  pr_str remote; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
-        struct { uint64_t token; uint64_t status, published, dropped, received, gaps; } ping; /* PING, PONG */
+        struct { uint64_t token; uint64_t status, published, dropped, received, gaps, hangs; } ping; /* PING, PONG */
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;
