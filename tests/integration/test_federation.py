@@ -184,6 +184,41 @@ def test_every_member_in_both_cells_gets_every_message_once_in_order(cells, rds)
     run(main())
 
 
+def publish_calls(rds):
+    return rds.client().info("commandstats").get("cmdstat_publish", {}).get("calls", 0)
+
+
+def test_one_publish_per_broadcast_per_cell_whatever_the_number_of_recipients(cells, rds):
+    a, b = cells
+    room = fresh_room()
+    per_cell, from_a, from_b = 30, 10, 5
+
+    async def main():
+        ca = await join(a, room, per_cell)
+        cb = await join(b, room, per_cell)
+        try:
+            await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{room}", 2)
+            before = await asyncio.to_thread(publish_calls, rds)
+            for i in range(from_a):
+                await ca[0].send(f"a {i}")
+            for i in range(from_b):
+                await cb[0].send(f"b {i}")
+            others = ca[1:] + cb[1:]
+            got = await asyncio.gather(*(recv_n(ws, from_a + from_b, 30) for ws in others))
+            for msgs in got:
+                assert sorted(msgs) == sorted([f"a {i}" for i in range(from_a)] +
+                                              [f"b {i}" for i in range(from_b)])
+            assert await recv_n(ca[0], from_b) == [f"b {i}" for i in range(from_b)]
+            assert await recv_n(cb[0], from_a) == [f"a {i}" for i in range(from_a)]
+            after = await asyncio.to_thread(publish_calls, rds)
+            # 59 recipients each, yet one PUBLISH per broadcast, by its own
+            # cell only (what arrives from Redis is not published again).
+            assert after - before == from_a + from_b
+        finally:
+            await close_all(ca + cb)
+    run(main())
+
+
 def test_backend_publishes_json_and_msgpack_to_every_member(cells, rds):
     a, b = cells
     room = fresh_room()
