@@ -39,13 +39,13 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 
 #include "pr_mp.h"
 #include "rd_log.h"
 #include "rd_time.h"
 #include "sh.h"
 #include "sh_fed.h"
+#include "sh_fed_env.h"
 #include "rd_redis.h"
 
 #define FED_PREFIX "roomd:o:"
@@ -57,8 +57,6 @@
 #define FED_MAX_INFLIGHT 100000    /* publishes awaiting Redis' reply before we drop */
 #define FED_MAX_INFLIGHT_BYTES (64u << 20) /* and their bytes */
 #define FED_SUB_BATCH 512          /* channels per SUBSCRIBE on resubscription */
-#define FED_MAX_FROM 512           /* a federate envelope's sender key */
-#define FED_FEDERATE 3             /* fed_env.opcode of a federate envelope */
 
 typedef struct fed_origin {
     char id[FED_ORIGIN_LEN + 1];
@@ -128,189 +126,6 @@ static int parse_url(const char *url, char err[RD_ERR_LEN])
     fed.port = u.port;
     fed.user = u.user;         /* ownership moves to fed */
     fed.password = u.password;
-    return 0;
-}
-
-/* --- envelope ------------------------------------------------------------- */
-
-typedef struct fed_env {
-    int opcode;
-    const uint8_t *data;
-    size_t len;
-    const char *origin;         /* NULL: a backend's message, not sequenced */
-    size_t origin_len;
-    uint64_t seq;
-    const char *from;           /* federate: the sender's key (NULL: none given) */
-    size_t from_len;
-} fed_env;
-
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; }
-        else return false;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
-
-/* Standard or URL-safe alphabet, padding optional. Appends to out. */
-static int b64_decode(const char *s, size_t n, rd_buf *out)
-{
-    while (n && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return -EBADMSG;
-    uint8_t *w = rd_buf_reserve(out, n / 4 * 3 + 3);
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((uint8_t)s[i]);
-        if (v < 0)
-            return -EBADMSG;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            w[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    rd_buf_commit(out, o);
-    return 0;
-}
-
-static int env_type(const char *t, size_t n)
-{
-    if (n == 4 && memcmp(t, "text", 4) == 0)
-        return ROOMD_TEXT;
-    if (n == 6 && memcmp(t, "binary", 6) == 0)
-        return ROOMD_BINARY;
-    if (n == 8 && memcmp(t, "federate", 8) == 0)
-        return FED_FEDERATE;
-    return -1;
-}
-
-/* JSON: {"type":"text"|"binary"|"federate","data":"..." (base64 for
- * binary; federate takes the string's bytes), "origin":"...","seq":N (both
- * optional), "from":"..." (federate's sender, optional)}. Binary data lands
- * in bin. */
-static int env_decode_json(const uint8_t *p, size_t n, fed_env *e, json_t **ret_root, rd_buf *bin)
-{
-    json_t *root = json_loadb((const char *)p, n, 0, NULL);
-    if (!json_is_object(root))
-        goto bad;
-    json_t *t = json_object_get(root, "type"), *d = json_object_get(root, "data");
-    json_t *o = json_object_get(root, "origin"), *s = json_object_get(root, "seq");
-    json_t *from = json_object_get(root, "from");
-    if (!json_is_string(t) || !json_is_string(d))
-        goto bad;
-    e->opcode = env_type(json_string_value(t), json_string_length(t));
-    if (e->opcode < 0)
-        goto bad;
-    if (e->opcode != ROOMD_BINARY) {
-        e->data = (const uint8_t *)json_string_value(d);
-        e->len = json_string_length(d);
-    } else {
-        if (b64_decode(json_string_value(d), json_string_length(d), bin) < 0)
-            goto bad;
-        e->data = rd_buf_data(bin) ? rd_buf_data(bin) : (const uint8_t *)"";
-        e->len = rd_buf_avail(bin);
-    }
-    if (json_is_string(o) && json_is_integer(s) && json_integer_value(s) > 0) {
-        e->origin = json_string_value(o);
-        e->origin_len = json_string_length(o);
-        e->seq = (uint64_t)json_integer_value(s);
-    }
-    if (json_is_string(from)) {
-        e->from = json_string_value(from);
-        e->from_len = json_string_length(from);
-    } else if (from) {
-        goto bad;
-    }
-    if (e->opcode == FED_FEDERATE && json_is_string(o)) {
-        e->origin = json_string_value(o); /* not sequenced: only for dropping echoes */
-        e->origin_len = json_string_length(o);
-    }
-    *ret_root = root;
-    return 0;
-bad:
-    json_decref(root);
-    return -EBADMSG;
-}
-
-/* msgpack: a map with the same keys; data is bin or str. */
-static int env_decode_mp(const uint8_t *p, size_t n, fed_env *e)
-{
-    pr_mp_cur c;
-    pr_mp_cur_init(&c, p, n);
-    uint32_t nk;
-    if (pr_mp_get_map(&c, &nk) < 0)
-        return -EBADMSG;
-    bool have_data = false;
-    e->opcode = -1;
-    for (uint32_t i = 0; i < nk; i++) {
-        const char *k, *v;
-        size_t kl, vl;
-        if (pr_mp_get_str(&c, &k, &kl) < 0)
-            return -EBADMSG;
-        if (kl == 4 && memcmp(k, "type", 4) == 0) {
-            if (pr_mp_get_str(&c, &v, &vl) < 0)
-                return -EBADMSG;
-            e->opcode = env_type(v, vl);
-        } else if (kl == 4 && memcmp(k, "data", 4) == 0) {
-            if (pr_mp_get_bin(&c, &e->data, &e->len) < 0)
-                return -EBADMSG;
-            have_data = true;
-        } else if (kl == 6 && memcmp(k, "origin", 6) == 0) {
-            if (pr_mp_get_str(&c, &e->origin, &e->origin_len) < 0)
-                return -EBADMSG;
-        } else if (kl == 3 && memcmp(k, "seq", 3) == 0) {
-            if (pr_mp_get_uint(&c, &e->seq) < 0)
-                return -EBADMSG;
-        } else if (kl == 4 && memcmp(k, "from", 4) == 0) {
-            if (pr_mp_get_str(&c, &e->from, &e->from_len) < 0)
-                return -EBADMSG;
-        } else if (pr_mp_skip(&c) < 0) {
-            return -EBADMSG;
-        }
-    }
-    if (e->opcode < 0 || !have_data)
-        return -EBADMSG;
-    if (e->opcode != FED_FEDERATE && (!e->origin || e->seq == 0)) {
-        e->origin = NULL;
-        e->seq = 0;
-    }
-    if (!e->data)
-        e->data = (const uint8_t *)"";
     return 0;
 }
 
@@ -456,19 +271,9 @@ void sh_fed_publish(sh_object *o, int opcode, const void *data, size_t len)
     /* Consumed even when dropped: receivers then see exactly what is missing. */
     uint64_t seq = ++f->pub_seq;
     rd_buf env = RD_BUF_INIT;
-    pr_mp_put_map(&env, 4);
-    pr_mp_put_str(&env, "origin", 6);
-    pr_mp_put_str(&env, fed.origin, FED_ORIGIN_LEN);
-    pr_mp_put_str(&env, "seq", 3);
-    pr_mp_put_uint(&env, seq);
-    pr_mp_put_str(&env, "type", 4);
-    if (opcode == ROOMD_TEXT)
-        pr_mp_put_str(&env, "text", 4);
-    else
-        pr_mp_put_str(&env, "binary", 6);
-    pr_mp_put_str(&env, "data", 4);
-    pr_mp_put_bin_header(&env, (uint32_t)len);
-    rd_buf_append(&env, data, len);
+    sh_fed_env_encode(&env, &(sh_fed_env){ .type = opcode, .data = data, .len = len,
+                                           .origin = fed.origin, .origin_len = FED_ORIGIN_LEN,
+                                           .seq = seq });
     int r = queue_publish(o->key, o->key_len, &env, pub_cb, (void *)(uintptr_t)rd_buf_avail(&env));
     if (r == 0) {
         fed.published++;
@@ -510,15 +315,9 @@ int sh_fed_federate(const char *key, size_t klen, const char *from, size_t flen,
     if (!fed.on)
         return -ENOTCONN;
     rd_buf env = RD_BUF_INIT;
-    pr_mp_put_map(&env, 4);
-    pr_mp_put_str(&env, "origin", 6);
-    pr_mp_put_str(&env, fed.origin, FED_ORIGIN_LEN);
-    pr_mp_put_str(&env, "type", 4);
-    pr_mp_put_str(&env, "federate", 8);
-    pr_mp_put_str(&env, "from", 4);
-    pr_mp_put_str(&env, from, flen);
-    pr_mp_put_str(&env, "data", 4);
-    pr_mp_put_bin(&env, data, len);
+    sh_fed_env_encode(&env, &(sh_fed_env){ .type = SH_FED_FEDERATE, .data = data, .len = len,
+                                           .origin = fed.origin, .origin_len = FED_ORIGIN_LEN,
+                                           .from = from, .from_len = flen });
     fed_waiter *w = rd_xmalloc(sizeof *w);
     *w = (fed_waiter){ rd_buf_avail(&env), done, ud };
     int r = queue_publish(key, klen, &env, federate_cb, w);
@@ -532,7 +331,7 @@ int sh_fed_federate(const char *key, size_t klen, const char *from, size_t flen,
 
 /* --- receiving ------------------------------------------------------------ */
 
-static void track_seq(sh_object *o, const fed_env *e)
+static void track_seq(sh_object *o, const sh_fed_env *e)
 {
     sh_fed_obj *f = obj_fed(o);
     size_t n = e->origin_len < FED_ORIGIN_LEN ? e->origin_len : FED_ORIGIN_LEN;
@@ -573,15 +372,8 @@ static void on_message(const char *ch, size_t chl, const uint8_t *p, size_t n)
     sh_object *o = rd_smap_get(&sh.objects, ch + FED_PREFIX_LEN, chl - FED_PREFIX_LEN);
     if (!o || !o->nconns || !o->fed || !o->fed->watched)
         return; /* nobody here any more: an UNSUBSCRIBE is on its way */
-    fed_env e = { 0 };
-    json_t *root = NULL;
-    rd_buf bin = RD_BUF_INIT;
-    size_t i = 0;
-    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
-        i++;
-    int r = i < n && p[i] == '{' ? env_decode_json(p, n, &e, &root, &bin) : env_decode_mp(p, n, &e);
-    if (r < 0 || (e.opcode == ROOMD_TEXT && !utf8_valid(e.data, e.len)) ||
-        (e.opcode == FED_FEDERATE && e.len > ROOMD_FEDERATE_MAX_BYTES)) {
+    sh_fed_env e;
+    if (sh_fed_env_decode(p, n, &e) < 0) {
         if (fed.bad++ % 100 == 0)
             rd_warn("msg=\"bad federation envelope\" object=%s bytes=%zu bad_total=%" PRIu64, o->key,
                     n, fed.bad);
@@ -591,15 +383,9 @@ static void on_message(const char *ch, size_t chl, const uint8_t *p, size_t n)
         fed.echoes++; /* a federate too: roomd_federate delivered it here directly */
         goto out;
     }
-    if (e.opcode == FED_FEDERATE) {
-        char from[FED_MAX_FROM + 1];
+    if (e.type == SH_FED_FEDERATE) {
+        char from[SH_FED_MAX_FROM + 1];
         size_t fl = e.from ? e.from_len : 0;
-        if (fl > FED_MAX_FROM || (fl && (memchr(e.from, 0, fl) || !utf8_valid((const uint8_t *)e.from, fl)))) {
-            if (fed.bad++ % 100 == 0)
-                rd_warn("msg=\"bad federation envelope\" object=%s why=\"bad from\" bad_total=%" PRIu64,
-                        o->key, fed.bad);
-            goto out;
-        }
         memcpy(from, fl ? e.from : "", fl);
         from[fl] = '\0';
         fed.federate_in++;
@@ -608,11 +394,10 @@ static void on_message(const char *ch, size_t chl, const uint8_t *p, size_t n)
     }
     if (e.origin)
         track_seq(o, &e);
-    sh_broadcast_local(o, e.opcode, e.data, e.len, NULL);
+    sh_broadcast_local(o, e.type, e.data, e.len, NULL);
     fed.delivered++;
 out:
-    json_decref(root);
-    rd_buf_free(&bin);
+    sh_fed_env_free(&e);
 }
 
 static void sub_cb(redisAsyncContext *ac, void *r, void *priv)

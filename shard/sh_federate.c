@@ -26,9 +26,12 @@
 #include "rd_log.h"
 #include "sh.h"
 #include "sh_fed.h"
+#include "sh_fed_env.h"
 
 #define FED_MAX_CALLS 4096          /* calls awaiting results per shard */
 #define FED_MAX_NAME 256            /* the gateway's --max-key ceiling */
+
+_Static_assert(ROOMD_FEDERATE_MAX_BYTES == SH_FED_MAX_FEDERATE, "receivers take what senders may send");
 
 typedef struct fed_call fed_call;
 
