@@ -46,21 +46,15 @@ while [ $# -gt 0 ]; do
 done
 die() { echo "federation.sh: $*" >&2; exit 1; }
 
+. bench/lib.sh # build_release, free_port, ws_ready, stop_server
+
 BUILD=build-rel
-if [ "$BUILD_STEP" = 1 ]; then
-    if [ ! -f "$BUILD/build.ninja" ]; then
-        meson setup "$BUILD" -Dbuildtype=release >/dev/null || die "meson setup $BUILD failed"
-    fi
-    ninja -C "$BUILD" >"$BUILD/federation-ninja.log" 2>&1 ||
-        { tail -30 "$BUILD/federation-ninja.log"; die "ninja -C $BUILD failed"; }
-fi
+[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" federation-ninja.log
 GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
 BENCH=$ROOT/$BUILD/bench/roomd-bench
 REDIS=$(command -v redis-server) || die "redis-server is not installed"
 command -v redis-cli >/dev/null || die "redis-cli is not installed"
 for b in "$GATEWAY" "$BENCH"; do [ -x "$b" ] || die "missing $b"; done
-
-. bench/lib.sh # free_port, ws_ready, stop_server
 
 TMP=$(mktemp -d /tmp/roomd-bench-fed.XXXXXX)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
