@@ -26,7 +26,7 @@
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
- *                 received, gaps]                          gateway): federation state
+ *                 received, gaps, hangs]                   gateway): federation state
  *                                                          0 off, 1 ok, 2 degraded, and
  *                                                          its counters
  *  META        [13, conn, what, attachment(bin), tags[str]]  shard -> gateway: the class set
