@@ -121,13 +121,16 @@ pub1=$(publishes)
 rd1=$(reads)
 cat "$TMP/bench.txt"
 [ "$rc" = 0 ] || die "roomd-bench failed (exit $rc)"
-cat "$TMP/bench.json" >>"$RESULTS"
-sent=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sent"])' "$TMP/bench.json")
-/usr/bin/python3 - "$sent" "$pub0" "$pub1" "$rd0" "$rd1" "$TMP/bench.json" <<'PY'
+/usr/bin/python3 - "$pub0" "$pub1" "$rd0" "$rd1" "$TMP/bench.json" "$RESULTS" \
+    "$(uptime | sed 's/.*load average: //')" <<'PY'
 import json, sys
-sent, p0, p1, r0, r1 = (int(x) for x in sys.argv[1:6])
-b = json.load(open(sys.argv[6]))
-pubs, reads = p1 - p0, r1 - r0
+p0, p1, r0, r1 = (int(x) for x in sys.argv[1:5])
+b = json.load(open(sys.argv[5]))
+sent, pubs, reads = b["sent"], p1 - p0, r1 - r0
+# The bench's line plus Redis' side and the machine's load, for RESULTS.md.
+b.update(redis_publish_calls=pubs, redis_reads=reads, loadavg=sys.argv[7])
+with open(sys.argv[6], "a") as f:
+    f.write(json.dumps(b) + "\n")
 print(f"broadcasts sent {sent}, Redis PUBLISH calls {pubs} ({pubs / sent:.4f} per broadcast)")
 print(f"Redis read() calls {reads} for them ({reads / pubs:.3f} per PUBLISH, all clients)")
 print("latency ms      p50      p90      p99    p99.9")
