@@ -89,8 +89,10 @@ typedef struct roomd_class {
      * tries; retries counts the earlier attempts); that attempt's storage
      * writes are rolled back. Optional. */
     int (*alarm)(roomd_ctx *ctx, void *state, unsigned retries);
-    /* Added to API v1 after the fields above (a table that ends before them
-     * leaves them NULL when built against this header). */
+    /* Added to API v1 after the fields above: a table built against this
+     * header that does not set them has them NULL; a module built against
+     * an older copy of the header (its table ends before them) must be
+     * rebuilt. */
     /* A message sent to this object with roomd_federate() by another (or
      * the same) object, from this shard, another shard or another cell;
      * from_key is the sender's key ("" when a backend PUBLISHed it). A
@@ -273,9 +275,13 @@ int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,
  *   -EHOSTUNREACH no live holder (Redis reached no subscriber)
  *   -ENETUNREACH  not on this shard, and without --redis nothing else is reachable
  *   -ENOTCONN     Redis is down or hung: not sent (or lost before its reply)
+ *   -EAGAIN       too much already awaiting Redis: not sent
+ *   -EPROTO       Redis refused the PUBLISH
  *   -ECANCELED    filtered out
- *   -EINVAL       not a valid key; -ENOENT: no such class on this shard;
+ *   -EINVAL       not a valid key
+ *   -ENOENT       no such class on this shard
  *   -EOPNOTSUPP   the class has no federate callback
+ *   -EIO          the class refused to wake the (local) object
  * Delivery is at most once per instance; there is no ordering between keys.
  * Each instance of a key (one per cell holding it) runs its own `federate`:
  * to reach every member once, a handler sends to its own connections
