@@ -624,6 +624,7 @@ void gw_metrics_render(rd_buf *b)
         { "roomd_federation_dropped_total", "Broadcasts not published (Redis down or behind).", offsetof(gw_shard, fed_dropped) },
         { "roomd_federation_received_total", "Envelopes received from Redis.", offsetof(gw_shard, fed_received) },
         { "roomd_federation_gaps_total", "Messages missing in the sequences received.", offsetof(gw_shard, fed_gaps) },
+        { "roomd_federation_hangs_total", "Redis connections dropped for missing their reply deadline.", offsetof(gw_shard, fed_hangs) },
     };
     for (size_t k = 0; k < sizeof fedm / sizeof fedm[0]; k++)
         for (size_t i = 0; i < gw.nshards; i++) {

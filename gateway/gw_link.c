@@ -325,6 +325,7 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         s->fed_dropped = m.u.ping.dropped;
         s->fed_received = m.u.ping.received;
         s->fed_gaps = m.u.ping.gaps;
+        s->fed_hangs = m.u.ping.hangs;
         return;
     default:
         rd_err("msg=\"unexpected message from shard\" shard=%s type=%s", s->name, pr_type_name(m.type));

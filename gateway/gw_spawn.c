@@ -62,8 +62,9 @@ static void spawn_one(gw_shard *s)
                            "--data-dir", gw.cfg.data_dir, "--log-level", gw.cfg.log_level,
                            "--log-format", gw.cfg.log_format,
                            "--hibernate-after", gw.cfg.hibernate_after,
-                           "--durability", gw.cfg.durability };
-        int n = 15;
+                           "--durability", gw.cfg.durability,
+                           "--redis-timeout", gw.cfg.redis_timeout };
+        int n = 17;
         for (size_t i = 0; gw.cfg.modules && gw.cfg.modules[i] && n < 61; i++) {
             argv[n++] = "--module";
             argv[n++] = gw.cfg.modules[i];

@@ -89,8 +89,9 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
         F(K_UINT, http_res, req), F(K_UINT, http_res, status), F(K_KV_LIST, http_res, headers),
         F(K_BIN, http_res, body) } },
     [PR_PING] = { "PING", 1, { F(K_UINT, ping, token) } },
-    [PR_PONG] = { "PONG", 6, { F(K_UINT, ping, token), F(K_UINT, ping, status), F(K_UINT, ping, published),
-        F(K_UINT, ping, dropped), F(K_UINT, ping, received), F(K_UINT, ping, gaps) }, 1 },
+    [PR_PONG] = { "PONG", 7, { F(K_UINT, ping, token), F(K_UINT, ping, status), F(K_UINT, ping, published),
+        F(K_UINT, ping, dropped), F(K_UINT, ping, received), F(K_UINT, ping, gaps),
+        F(K_UINT, ping, hangs) }, 1 },
     [PR_META] = { "META", 4, {
         F(K_UINT, meta, conn), F(K_UINT, meta, what), F(K_BIN, meta, attachment),
         F(K_STR_LIST, meta, tags) } },

@@ -26,7 +26,7 @@
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
- *                 received, gaps]                          gateway): federation state
+ *                 received, gaps, hangs]                   gateway): federation state
  *                                                          0 off, 1 ok, 2 degraded, and
  *                                                          its counters
  *  META        [13, conn, what, attachment(bin), tags[str]]  shard -> gateway: the class set
@@ -156,7 +156,7 @@ typedef struct pr_msg {
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
                  pr_str remote; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
-        struct { uint64_t token; uint64_t status, published, dropped, received, gaps; } ping; /* PING, PONG */
+        struct { uint64_t token; uint64_t status, published, dropped, received, gaps, hangs; } ping; /* PING, PONG */
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;

@@ -69,7 +69,7 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 7, 5, 4, 3, 5, 3, 3,
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 8, 5, 4, 3, 5, 3, 3,
                                        0, 0, 0, 0, 0, 0, 3, 9, 2, 5, 4 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
@@ -198,6 +198,7 @@ static void reencode(const pr_msg *m, rd_buf *out)
         pr_mp_put_uint(out, m->u.ping.dropped);
         pr_mp_put_uint(out, m->u.ping.received);
         pr_mp_put_uint(out, m->u.ping.gaps);
+        pr_mp_put_uint(out, m->u.ping.hangs);
         break;
     default:
         abort();

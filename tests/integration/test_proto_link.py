@@ -53,7 +53,7 @@ def shard_link(roomd, name="shard-0"):
 def test_shard_speaks_the_documented_protocol(roomd):
     link = shard_link(roomd)
     link.send([PING, 77])
-    assert link.recv() == [PONG, 77, 0, 0, 0, 0, 0]  # federation state (0: off) and its counters
+    assert link.recv() == [PONG, 77, 0, 0, 0, 0, 0, 0]  # federation state (0: off) and its counters
     link.send([OPEN, 1, "echo/direct", "0190c7e0-0000-7000-8000-000000000001", 1700000000000, 0,
                "", "127.0.0.1:1", "", {"host": "x"}])
     assert link.recv() == [ACCEPT, 1, None]
