@@ -51,22 +51,26 @@ struct roomd_conn {
     char client_id[RD_UUID_STR_LEN + 1];
 };
 
+/* Kept small: a hibernated object is this record (its key inline) and its
+ * slot in sh.objects; an object with one connection needs no member array. */
 struct sh_object {
     const roomd_class *cls;
-    char *key;                  /* "class/name", owned */
-    size_t key_len;
-    const char *name;           /* points into key */
+    char *key;                  /* "class/name": points at key_buf */
     void *state;
-    roomd_conn **conns;         /* open connections, join order */
-    size_t nconns, cap;
-    uint32_t busy;              /* callbacks running: never evict inside one */
-    bool hibernated;            /* destroy ran; state is gone; conns are kept */
+    roomd_conn **conns;         /* open connections, join order: &one, or an array */
+    roomd_conn *one;            /* the member array while there is at most one */
     sh_store *store;            /* opened on first storage use; closed when evicted */
-    bool dirty;                 /* writes wait for the end of the loop turn's commit */
     char *ar_request;           /* auto-response pair, NULL: none */
     char *ar_response;
     uint64_t last_event_ms;     /* monotonic */
     struct sh_fed_obj *fed;     /* sh_fed.c's state (subscription, sequences); NULL without --redis */
+    uint32_t nconns, cap;
+    uint16_t key_len;           /* keys are at most 2048 bytes + class */
+    uint16_t name_off;          /* the name (resourceId) starts at key + name_off */
+    uint16_t busy;              /* callbacks running: never evict inside one */
+    bool hibernated;            /* destroy ran; state is gone; conns are kept */
+    bool dirty;                 /* writes wait for the end of the loop turn's commit */
+    char key_buf[];
 };
 
 struct roomd_ctx {
@@ -143,6 +147,7 @@ void sh_link_backpressure(void);
 void sh_object_handle(sh_link *l, const pr_msg *m);
 void sh_object_link_gone(sh_link *l);
 void sh_object_shutdown(void);
+size_t sh_object_hibernated_bytes(void);
 /* Periodic: hibernate objects idle for --hibernate-after. */
 void sh_object_tick(void);
 /* A gateway joined: tell it every auto-response in force. */

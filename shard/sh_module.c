@@ -221,7 +221,7 @@ roomd_conn *roomd_conn_at(roomd_ctx *ctx, size_t index)
 
 const char *roomd_conn_client_id(const roomd_conn *conn) { return conn->client_id; }
 uint64_t roomd_conn_connected_at(const roomd_conn *conn) { return conn->connected_at; }
-const char *roomd_object_name(roomd_ctx *ctx) { return ctx->obj->name; }
+const char *roomd_object_name(roomd_ctx *ctx) { return ctx->obj->key + ctx->obj->name_off; }
 const char *roomd_object_key(roomd_ctx *ctx) { return ctx->obj->key; }
 
 static void send_meta(roomd_conn *conn, unsigned what)

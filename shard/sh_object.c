@@ -41,11 +41,16 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
         *ret_status = 404;
         return NULL;
     }
-    o = rd_xcalloc(1, sizeof *o);
+    if (len > UINT16_MAX) {
+        *ret_status = 400;
+        return NULL;
+    }
+    o = rd_xcalloc(1, sizeof *o + len + 1);
     o->cls = cls;
-    o->key = rd_xstrndup(key, len);
-    o->key_len = len;
-    o->name = o->key + cl + 1;
+    memcpy(o->key_buf, key, len);
+    o->key = o->key_buf;
+    o->key_len = (uint16_t)len;
+    o->name_off = (uint16_t)(cl + 1);
     roomd_ctx ctx;
     ctx_init(&ctx, o);
     o->busy++;
@@ -56,7 +61,6 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
         rd_warn("msg=\"class refused to create object\" object=%s err=%d", o->key, r);
         sh_dirty_forget(o);
         sh_store_close(o->store);
-        free(o->key);
         free(o);
         *ret_status = 500;
         return NULL;
@@ -104,14 +108,42 @@ static void object_hibernate(sh_object *o)
     o->store = NULL;
     o->state = NULL;
     o->hibernated = true;
-    /* Keep only what the connections need: an exact-size member array. */
-    if (o->cap > o->nconns) {
-        o->cap = o->nconns;
-        o->conns = rd_xrealloc(o->conns, o->cap * sizeof *o->conns);
+    /* Keep only what the connections need: an exact-size member array, or
+     * none for a single member. */
+    if (o->cap > o->nconns && o->conns != &o->one) {
+        if (o->nconns <= 1) {
+            o->one = o->nconns ? o->conns[0] : NULL;
+            free(o->conns);
+            o->conns = &o->one;
+            o->cap = 1;
+        } else {
+            o->cap = o->nconns;
+            o->conns = rd_xrealloc(o->conns, o->cap * sizeof *o->conns);
+        }
     }
     sh.hibernated++;
     sh.hibernations++;
-    rd_debug("msg=\"object hibernated\" object=%s connections=%zu", o->key, o->nconns);
+    rd_debug("msg=\"object hibernated\" object=%s connections=%zu", o->key, (size_t)o->nconns);
+}
+
+/* What a hibernated object costs the shard on average, connection records
+ * aside: its heap chunks (malloc's own header included) and its share of
+ * the object map's slots. */
+size_t sh_object_hibernated_bytes(void)
+{
+    size_t n = 0, bytes = 0, it = 0;
+    sh_object *o;
+    while ((o = rd_map_next(&sh.objects, &it))) {
+        if (!o->hibernated)
+            continue;
+        n++;
+        bytes += malloc_usable_size(o) + sizeof(size_t);
+        if (o->conns != &o->one)
+            bytes += malloc_usable_size(o->conns) + sizeof(size_t);
+    }
+    if (!n)
+        return 0;
+    return bytes / n + sh.objects.cap * sizeof(rd_map_slot) / sh.objects.count;
 }
 
 void sh_object_tick(void)
@@ -130,8 +162,8 @@ void sh_object_tick(void)
         /* Hand the freed state (SQLite caches above all) back to the system,
          * so an idle room costs what it holds, not what it once used. */
         malloc_trim(0);
-        rd_info("msg=\"objects hibernated\" count=%zu hibernating=%zu objects=%zu", n, sh.hibernated,
-                sh.objects.count);
+        rd_info("msg=\"objects hibernated\" count=%zu hibernating=%zu objects=%zu bytes_per_hibernated=%zu", n,
+                sh.hibernated, sh.objects.count, sh_object_hibernated_bytes());
     }
 }
 
@@ -201,8 +233,8 @@ static void object_evict(sh_object *o)
     sh_fed_forget(o); /* federation state goes with the object */
     rd_smap_del(&sh.objects, o->key, o->key_len);
     rd_debug("msg=\"object evicted\" object=%s", o->key);
-    free(o->conns);
-    free(o->key);
+    if (o->conns != &o->one)
+        free(o->conns);
     free(o);
 }
 
@@ -215,9 +247,16 @@ static void object_maybe_evict(sh_object *o)
 
 static void object_add_conn(sh_object *o, roomd_conn *c)
 {
-    if (o->nconns == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 4;
-        o->conns = rd_xrealloc(o->conns, o->cap * sizeof *o->conns);
+    if (o->cap == 0) {
+        o->conns = &o->one;
+        o->cap = 1;
+    } else if (o->nconns == o->cap) {
+        roomd_conn **grown = rd_xmalloc((size_t)o->cap * 2 * sizeof *grown);
+        memcpy(grown, o->conns, o->nconns * sizeof *grown);
+        if (o->conns != &o->one)
+            free(o->conns);
+        o->conns = grown;
+        o->cap *= 2;
     }
     c->index = o->nconns;
     o->conns[o->nconns++] = c;
@@ -529,7 +568,7 @@ static void handle_detach(sh_link *l, const pr_msg *m)
             moved++;
         }
         sh.detached += moved;
-        rd_debug("msg=\"connections detached\" object=%s moved=%zu left=%zu", o->key, moved, o->nconns);
+        rd_debug("msg=\"connections detached\" object=%s moved=%zu left=%zu", o->key, moved, (size_t)o->nconns);
         if (o->nconns == 0)
             object_evict(o); /* destroy, commit, close: the lock is free */
         else if (!o->hibernated)

@@ -398,8 +398,9 @@ def test_workers_share_port_and_resize(tmp_path):
         names = set()
         deadline = time.monotonic() + 20
         while len(names) < 2:
+            # Ready: this process has both members and its links to them up.
             st, body = admin(r.http, "GET", "/admin/shards")
-            if st == 200 and body["members"] == 2:
+            if st == 200 and body["members"] == 2 and all(s["up"] for s in body["shards"] if s["member"]):
                 names.add(body["gateway"])
             assert time.monotonic() < deadline, f"one process answers every request: {names}"
         assert any(n.endswith("-w1") for n in names), names
