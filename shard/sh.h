@@ -55,22 +55,21 @@ struct roomd_conn {
  * slot in sh.objects; an object with one connection needs no member array. */
 struct sh_object {
     const roomd_class *cls;
-    char *key;                  /* "class/name": points at key_buf */
     void *state;
     roomd_conn **conns;         /* open connections, join order: &one, or an array */
     roomd_conn *one;            /* the member array while there is at most one */
     sh_store *store;            /* opened on first storage use; closed when evicted */
     char *ar_request;           /* auto-response pair, NULL: none */
     char *ar_response;
-    uint64_t last_event_ms;     /* monotonic */
     struct sh_fed_obj *fed;     /* sh_fed.c's state (subscription, sequences); NULL without --redis */
+    uint32_t last_event_ms;     /* monotonic, truncated: only differences are used */
     uint32_t nconns, cap;
     uint16_t key_len;           /* keys are at most 2048 bytes + class */
     uint16_t name_off;          /* the name (resourceId) starts at key + name_off */
     uint16_t busy;              /* callbacks running: never evict inside one */
     bool hibernated;            /* destroy ran; state is gone; conns are kept */
     bool dirty;                 /* writes wait for the end of the loop turn's commit */
-    char key_buf[];
+    char key[];                 /* "class/name", NUL-terminated */
 };
 
 struct roomd_ctx {

@@ -47,8 +47,7 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
     }
     o = rd_xcalloc(1, sizeof *o + len + 1);
     o->cls = cls;
-    memcpy(o->key_buf, key, len);
-    o->key = o->key_buf;
+    memcpy(o->key, key, len);
     o->key_len = (uint16_t)len;
     o->name_off = (uint16_t)(cl + 1);
     roomd_ctx ctx;
@@ -66,7 +65,7 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
         return NULL;
     }
     rd_smap_put(&sh.objects, o->key, o->key_len, o);
-    o->last_event_ms = rd_mono_ms();
+    o->last_event_ms = (uint32_t)rd_mono_ms();
     rd_debug("msg=\"object created\" object=%s", o->key);
     return o;
 }
@@ -76,7 +75,7 @@ static sh_object *object_get(const char *key, size_t len, int *ret_status)
  * refuses to create it; the event is then dropped. */
 static int object_touch(sh_object *o)
 {
-    o->last_event_ms = rd_mono_ms();
+    o->last_event_ms = (uint32_t)rd_mono_ms();
     if (!o->hibernated)
         return 0;
     roomd_ctx ctx;
@@ -154,7 +153,7 @@ void sh_object_tick(void)
     sh_object *o;
     size_t it = 0, n = 0;
     while ((o = rd_map_next(&sh.objects, &it)))
-        if (!o->hibernated && !o->busy && o->nconns && now - o->last_event_ms >= sh.cfg.hibernate_after) {
+        if (!o->hibernated && !o->busy && o->nconns && (uint32_t)now - o->last_event_ms >= sh.cfg.hibernate_after) {
             object_hibernate(o);
             n++;
         }
