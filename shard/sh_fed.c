@@ -32,6 +32,7 @@
 
 #include "pr_mp.h"
 #include "rd_log.h"
+#include "rd_time.h"
 #include "sh.h"
 #include "sh_fed.h"
 #include "rd_redis.h"
@@ -83,7 +84,16 @@ static struct {
     size_t subscribed;          /* object channels confirmed */
     uint64_t published, dropped, unconfirmed, received, delivered, echoes, gaps, bad;
     rd_buf scratch;
+    /* Federation lag, sampled: one publish at a time is timed until its own
+     * echo comes back through Redis (what every other cell sees at about
+     * the same time). A sample whose echo never comes (its object stopped
+     * listening, Redis lost it) is replaced after FED_LAG_GIVE_UP publishes. */
+    const sh_fed_obj *lag_obj;
+    uint64_t lag_seq, lag_start_ns, lag_published;
+    rd_hist lag;
 } fed;
+
+#define FED_LAG_GIVE_UP 10000
 
 static void link_connect(fed_link *l);
 
@@ -305,7 +315,7 @@ static void channel_cmd(const char *cmd, sh_object *o)
 
 void sh_fed_stats_get(sh_fed_stats *ret)
 {
-    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps };
+    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps, fed.lag };
 }
 
 int sh_fed_state(void)
@@ -338,6 +348,8 @@ void sh_fed_unwatch(sh_object *o)
         return;
     sh_fed_obj *f = o->fed;
     f->watched = false;
+    if (fed.lag_obj == f)
+        fed.lag_obj = NULL;
     /* Whoever joins later starts from what arrives then: no gaps across the
      * time nobody was here. */
     f->norigins = f->next_slot = 0;
@@ -350,6 +362,8 @@ void sh_fed_forget(sh_object *o)
     sh_fed_obj *f = o->fed;
     if (!f)
         return;
+    if (fed.lag_obj == f)
+        fed.lag_obj = NULL;
     if (f->subscribed)
         fed.subscribed--;
     free(f);
@@ -409,6 +423,12 @@ void sh_fed_publish(sh_object *o, int opcode, const void *data, size_t len)
         fed.inflight++;
         fed.inflight_bytes += lens[2];
         fed.published++;
+        if (!fed.lag_obj || fed.published - fed.lag_published > FED_LAG_GIVE_UP) {
+            fed.lag_obj = f;
+            fed.lag_seq = seq;
+            fed.lag_start_ns = rd_mono_ns();
+            fed.lag_published = fed.published;
+        }
     } else {
         fed.dropped++;
     }
@@ -473,6 +493,10 @@ static void on_message(const char *ch, size_t chl, const uint8_t *p, size_t n)
     }
     if (e.origin && e.origin_len == FED_ORIGIN_LEN && memcmp(e.origin, fed.origin, FED_ORIGIN_LEN) == 0) {
         fed.echoes++;
+        if (o->fed == fed.lag_obj && e.seq == fed.lag_seq) {
+            rd_hist_observe(&fed.lag, (rd_mono_ns() - fed.lag_start_ns) / 1000);
+            fed.lag_obj = NULL;
+        }
         goto out;
     }
     if (e.origin)

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "rd_buf.h"
+#include "rd_hist.h"
 
 struct sh_object;
 
@@ -56,6 +57,7 @@ int sh_fed_state(void);
 /* Counters since start, for the gateway's /metrics. */
 typedef struct sh_fed_stats {
     uint64_t published, dropped, received, gaps;
+    rd_hist lag;                /* sampled publish -> own echo round trips through Redis */
 } sh_fed_stats;
 void sh_fed_stats_get(sh_fed_stats *ret);
 
