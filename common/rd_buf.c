@@ -1,5 +1,6 @@
 #include "rd_buf.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,4 +105,22 @@ void rd_buf_reset(rd_buf *b, size_t shrink_above)
     b->off = b->len = 0;
     if (shrink_above && b->cap > shrink_above)
         rd_buf_free(b);
+}
+
+void rd_buf_printf(rd_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *w = (char *)rd_buf_reserve(b, 256);
+    int n = vsnprintf(w, 256, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n >= 256) {
+        w = (char *)rd_buf_reserve(b, (size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(w, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    rd_buf_commit(b, (size_t)n);
 }

@@ -33,6 +33,8 @@ void rd_buf_free(rd_buf *b);
 uint8_t *rd_buf_reserve(rd_buf *b, size_t n);
 void rd_buf_append(rd_buf *b, const void *data, size_t n);
 void rd_buf_append_u8(rd_buf *b, uint8_t v);
+/* Append formatted text (no NUL). */
+__attribute__((format(printf, 2, 3))) void rd_buf_printf(rd_buf *b, const char *fmt, ...);
 /* Mark n more bytes after len as written (after rd_buf_reserve). */
 static inline void rd_buf_commit(rd_buf *b, size_t n) { b->len += n; }
 static inline size_t rd_buf_avail(const rd_buf *b) { return b->len - b->off; }

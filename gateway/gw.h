@@ -104,6 +104,9 @@ typedef struct gw_conn {
     bool head_request;
     bool ping_sent;           /* idle probe outstanding */
     bool resume_wait;         /* its shard restarted: reading paused until OPEN{resumed} is accepted */
+    bool handoff;             /* its object is moving to another shard: reading paused */
+    uint64_t handoff_us;      /* when the move began (monotonic µs), for the pause histogram */
+    struct gw_admin *admin;   /* an admin request waiting for the shards' INFO answers */
     uint8_t client_id[16];    /* UUIDv7, the same across shard restarts */
     uint64_t connected_at;    /* ms since the epoch */
     uint8_t ntags;
@@ -139,6 +142,11 @@ struct gw_shard {
     char path[256];
     int fd;
     bool up;                  /* HELLO exchanged */
+    bool member;              /* in the routing set (rendezvous hashing is over members) */
+    bool present;             /* discovery mode: its socket is in --shard-dir */
+    bool retiring;            /* spawn mode: removed by a resize; stopped once nothing uses it */
+    bool stop_sent;           /* retiring: SIGTERM sent */
+    bool joining;             /* spawn mode: added by a resize, not up yet */
     bool flush_pending;
     bool write_armed;
     uint32_t gen;             /* bumped on every link loss */
@@ -167,6 +175,10 @@ struct gw_shard {
 };
 
 typedef struct gw_config {
+    char *shard_dir;          /* discovery mode: follow the shard sockets in this directory */
+    uint64_t shard_timeout;   /* discovery mode: a member unreachable this long leaves the set */
+    char *admin_key;          /* /admin/... bearer key; NULL: admin API off */
+    uint64_t handoff_timeout; /* give up waiting for the old owner's DETACHED */
     char *listen;
     char *tls_listen;
     char *cert;
@@ -254,6 +266,12 @@ typedef struct gw_stats {
     uint64_t dropped_closed;        /* shard messages for a connection no longer open */
     rd_hist open_hist;              /* OPEN -> ACCEPT/REJECT */
     rd_hist http_hist;              /* HTTP_REQ -> HTTP_RES */
+    uint64_t set_changes;           /* routing set changes */
+    uint64_t handoffs;              /* objects moved between shards */
+    uint64_t handoff_conns;         /* connections moved */
+    uint64_t handoff_timeouts;      /* moves completed without the old owner's answer */
+    uint64_t handoff_pause_us[8];   /* pause per moved connection: <=1,2,5,10,50,250,1000 ms, more */
+    uint64_t handoff_pause_sum_us;
 } gw_stats;
 
 #define GW_PMD_SHARED 16
@@ -271,9 +289,14 @@ typedef struct gw_server {
     struct event ev_accept_retry;
     struct event ev_tick;
     bool accept_paused;
-    gw_shard *shards;
-    size_t nshards;
-    const char **shard_names;
+    gw_shard **shards;        /* every shard ever known; never freed before exit */
+    size_t nshards, shards_cap;
+    const char **route_names; /* the members' names, for rendezvous hashing */
+    gw_shard **route;         /* the members */
+    size_t nroute;
+    rd_map handoffs;          /* object key -> gw_handoff: moves waiting for DETACHED */
+    int inotify_fd;           /* discovery mode */
+    struct event ev_inotify;
     rd_map conns;             /* id -> gw_conn */
     uint64_t next_conn_id;
     size_t nconns;
@@ -330,6 +353,15 @@ void gw_conn_kill_all(void);
 void gw_metrics_render(rd_buf *b);
 /* The shard link drained below its low watermark: resume paused clients. */
 void gw_conn_link_drained(gw_shard *s);
+/* The routing set changed: move every connection whose object has a new owner. */
+void gw_conn_rebalance(void);
+void gw_conn_on_detached(gw_shard *s, const pr_msg *m);
+void gw_conn_on_info(gw_shard *s, const pr_msg *m);
+/* Outstanding moves and admin requests that ran out of time. */
+void gw_conn_handoff_tick(void);
+void gw_conn_handoff_free_all(void);
+/* Connections and moves that still reference s. */
+bool gw_conn_shard_in_use(const gw_shard *s);
 bool gw_conn_flush_pending(void);
 
 /* gw_link.c */
@@ -342,6 +374,15 @@ bool gw_any_shard_up(void);
 void gw_link_shutdown(void);
 /* Ask every shard that is up how it is (PING; the PONG carries federation state). */
 void gw_link_ping_all(void);
+/* The shard named name (created, not connected, when new). */
+gw_shard *gw_shard_get(const char *name, bool create);
+/* Recompute the routing set from the members; rebalance when it changed. */
+void gw_route_update(void);
+/* Discovery mode (--shard-dir): watch the directory; rescan on the tick. */
+int gw_discover_init(char err[RD_ERR_LEN]);
+void gw_discover_scan(void);
+/* Discovery mode: drop members unreachable for --shard-timeout. */
+void gw_link_tick(void);
 
 /* gw_route.c */
 typedef struct gw_target {
@@ -363,6 +404,15 @@ gw_shard *gw_route_pick(const char *key, size_t len);
 /* gw_spawn.c */
 int gw_spawn_start(void);
 void gw_spawn_stop(void);
+/* Change the number of spawned shards: new ones join the routing set when
+ * they are up; removed ones leave it at once and are stopped once their
+ * connections have moved. */
+int gw_spawn_resize(size_t n, char err[RD_ERR_LEN]);
+void gw_spawn_tick(void);
+void gw_spawn_restart_cb(evutil_socket_t fd, short what, void *arg);
+/* Shards added by one resize join the set together, once all are up (or
+ * after 10 s, those that are), so each object moves at most once. */
+void gw_spawn_admit(bool force);
 
 /* gw_tls.c */
 SSL_CTX *gw_tls_ctx_new(const char *cert, const char *key, char err[RD_ERR_LEN]);

@@ -60,6 +60,30 @@ static void want_flush(gw_conn *c)
 
 static void ws_fail(gw_conn *c, uint16_t code, const char *reason);
 static void link_unpause(gw_conn *c);
+static void resume_reading(gw_conn *c);
+static void admin_request(gw_conn *c, const gw_http_request *req, const char *path, size_t plen,
+                          const char *query, size_t qlen);
+static void admin_free(gw_conn *c);
+static void handoff_shard_lost(gw_shard *s);
+
+/* A move of one object's connections (see the handoff section). */
+typedef struct gw_handoff_item {
+    uint64_t conn;
+    gw_shard *from;           /* where its DETACH went; NULL when nothing was open */
+    bool detaching;           /* waiting for DETACHED */
+} gw_handoff_item;
+
+typedef struct gw_handoff {
+    char *key;
+    size_t key_len;
+    gw_shard *from;           /* the owner being left: new members go there meanwhile */
+    gw_handoff_item *items;
+    size_t n, cap;
+    size_t pending;           /* items detaching */
+    size_t cursor;            /* answers come back in order: where to look first */
+    uint64_t started_ms;
+} gw_handoff;
+
 static void pmd_close(gw_conn *c);
 
 static void out_free(gw_out *o)
@@ -356,6 +380,7 @@ void gw_conn_reap(void)
             ws_reader_free(c->ws);
             free(c->ws);
         }
+        admin_free(c);
         free(c->key);
         free(c);
         gw.nconns--;
@@ -567,21 +592,48 @@ void gw_metrics_render(rd_buf *b)
            st->pmd_conns);
     for (size_t i = 0; i < gw.nshards; i++) {
         char labels[96];
-        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i]->name);
+        metric(b, "roomd_shard_member", i ? NULL : "gauge", "In the routing set (1) or not (0).", labels,
+               gw.shards[i]->member);
+    }
+    metric(b, "roomd_shard_set_changes_total", "counter", "Routing set changes.", NULL, st->set_changes);
+    metric(b, "roomd_handoffs_total", "counter", "Objects moved to another shard.", NULL, st->handoffs);
+    metric(b, "roomd_handoff_connections_total", "counter", "Connections moved to another shard.", NULL,
+           st->handoff_conns);
+    metric(b, "roomd_handoff_timeouts_total", "counter",
+           "Moves finished without the old shard's answer (--handoff-timeout).", NULL, st->handoff_timeouts);
+    metric(b, "roomd_handoffs_in_progress", "gauge", "Objects moving now.", NULL, gw.handoffs.count);
+    {
+        static const char *const le[8] = { "0.001", "0.002", "0.005", "0.01", "0.05", "0.25", "1", "+Inf" };
+        uint64_t cum = 0;
+        rd_buf_printf(b, "# HELP roomd_handoff_pause_seconds Time a moved connection was not read, "
+                         "from the move's start to the new shard's accept.\n"
+                         "# TYPE roomd_handoff_pause_seconds histogram\n");
+        for (int k = 0; k < 8; k++) {
+            cum += st->handoff_pause_us[k];
+            rd_buf_printf(b, "roomd_handoff_pause_seconds_bucket{le=\"%s\"} %llu\n", le[k],
+                          (unsigned long long)cum);
+        }
+        rd_buf_printf(b, "roomd_handoff_pause_seconds_sum %.6f\nroomd_handoff_pause_seconds_count %llu\n",
+                      (double)st->handoff_pause_sum_us / 1e6, (unsigned long long)cum);
+    }
+    for (size_t i = 0; i < gw.nshards; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i]->name);
         metric(b, "roomd_shard_up", i ? NULL : "gauge", "Gateway-to-shard link state (1 up).", labels,
-               gw.shards[i].up);
+               gw.shards[i]->up);
     }
     for (size_t i = 0; i < gw.nshards; i++) {
         char labels[96];
-        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i]->name);
         metric(b, "roomd_shard_link_queued_bytes", i ? NULL : "gauge", "Bytes queued to a shard.", labels,
-               rd_buf_avail(&gw.shards[i].out));
+               rd_buf_avail(&gw.shards[i]->out));
     }
     for (size_t i = 0; i < gw.nshards; i++) {
         char labels[96];
-        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i]->name);
         metric(b, "roomd_shard_restarts_total", i ? NULL : "counter", "Shard processes restarted.", labels,
-               gw.shards[i].restarts);
+               gw.shards[i]->restarts);
     }
     /* Federation, per shard, as of its last PONG (at most a second old). */
     static const struct { const char *name, *help; size_t off; } fedm[] = {
@@ -593,25 +645,25 @@ void gw_metrics_render(rd_buf *b)
     for (size_t k = 0; k < sizeof fedm / sizeof fedm[0]; k++)
         for (size_t i = 0; i < gw.nshards; i++) {
             char labels[96];
-            snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+            snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i]->name);
             metric(b, fedm[k].name, i ? NULL : "counter", fedm[k].help, labels,
-                   *(const uint64_t *)((const char *)&gw.shards[i] + fedm[k].off));
+                   *(const uint64_t *)((const char *)gw.shards[i] + fedm[k].off));
         }
     for (size_t i = 0; i < gw.nshards; i++) {
         char labels[96];
-        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i].name);
+        snprintf(labels, sizeof labels, "{shard=\"%s\"}", gw.shards[i]->name);
         metric(b, "roomd_federation_state", i ? NULL : "gauge", "0 off, 1 ok, 2 degraded.", labels,
-               gw.shards[i].fed);
+               gw.shards[i]->fed);
     }
     /* Objects and latency histograms, per shard, from its last PONG. */
     for (size_t k = 0; k < 2; k++)
         for (size_t i = 0; i < gw.nshards; i++) {
             char labels[128];
-            snprintf(labels, sizeof labels, "{shard=\"%s\",state=\"%s\"}", gw.shards[i].name,
+            snprintf(labels, sizeof labels, "{shard=\"%s\",state=\"%s\"}", gw.shards[i]->name,
                      k ? "hibernated" : "live");
             metric(b, "roomd_shard_objects", i || k ? NULL : "gauge",
                    "Objects on a shard: live (in memory) or hibernated (evicted, WebSockets kept).", labels,
-                   k ? gw.shards[i].objects_hibernated : gw.shards[i].objects_live);
+                   k ? gw.shards[i]->objects_hibernated : gw.shards[i]->objects_live);
         }
     static const struct { const char *name, *help; size_t off; } hists[] = {
         { "roomd_shard_commit_seconds", "Storage commits that wrote something (one per object per loop turn).",
@@ -624,9 +676,9 @@ void gw_metrics_render(rd_buf *b)
     for (size_t k = 0; k < sizeof hists / sizeof hists[0]; k++)
         for (size_t i = 0; i < gw.nshards; i++) {
             char labels[96];
-            snprintf(labels, sizeof labels, "shard=\"%s\"", gw.shards[i].name);
+            snprintf(labels, sizeof labels, "shard=\"%s\"", gw.shards[i]->name);
             rd_hist_render(b, hists[k].name, hists[k].help, i == 0, labels,
-                           (const rd_hist *)((const char *)&gw.shards[i] + hists[k].off));
+                           (const rd_hist *)((const char *)gw.shards[i] + hists[k].off));
         }
 }
 
@@ -642,18 +694,19 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
         char body[4096];
         size_t n = 0, up = 0;
         n += (size_t)snprintf(body + n, sizeof body - n, "{\"shards\":{");
-        for (size_t i = 0; i < gw.nshards && n < sizeof body - 128; i++) {
-            up += gw.shards[i].up;
+        /* The routing set: every member must be up. */
+        for (size_t i = 0; i < gw.nroute && n < sizeof body - 128; i++) {
+            up += gw.route[i]->up;
             n += (size_t)snprintf(body + n, sizeof body - n, "%s\"%s\":\"%s\"", i ? "," : "",
-                                  gw.shards[i].name, gw.shards[i].up ? "up" : "down");
+                                  gw.route[i]->name, gw.route[i]->up ? "up" : "down");
         }
         /* Federation: off unless a shard runs with --redis; degraded while any
          * shard reports Redis unreachable or a subscription missing. */
         int fed = 0;
-        for (size_t i = 0; i < gw.nshards; i++)
-            if (gw.shards[i].up && gw.shards[i].fed > fed)
-                fed = gw.shards[i].fed;
-        bool ok = up == gw.nshards && fed != 2;
+        for (size_t i = 0; i < gw.nroute; i++)
+            if (gw.route[i]->up && gw.route[i]->fed > fed)
+                fed = gw.route[i]->fed;
+        bool ok = gw.nroute > 0 && up == gw.nroute && fed != 2;
         n += (size_t)snprintf(body + n, sizeof body - n, "},\"federation\":\"%s\",\"status\":\"%s\"}\n",
                               fed == 0 ? "off" : fed == 1 ? "ok" : "degraded", ok ? "ok" : "degraded");
         http_respond(c, ok ? 200 : 503, "application/json", NULL, body, n, c->keep_alive);
@@ -999,6 +1052,9 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     memcpy(c->key + t->cls_len + 1, t->name, t->name_len);
     c->key[klen] = '\0';
     gw_shard *s = gw_route_pick(c->key, klen);
+    gw_handoff *moving = upgrade ? rd_smap_get(&gw.handoffs, c->key, klen) : NULL;
+    if (moving && moving->from && moving->from->up)
+        s = moving->from; /* joins the members being moved, and moves with them */
     if (!s || !s->up) {
         gw.stats.hs_failed[GW_HSF_UNAVAILABLE] += upgrade;
         http_error(c, 503, "the shard owning this object is restarting; retry shortly",
@@ -1097,6 +1153,12 @@ static size_t handle_http(gw_conn *c, uint8_t *p, size_t n)
     }
     c->keep_alive = req.keep_alive;
     c->head_request = req.method_len == 4 && !memcmp(req.method, "HEAD", 4);
+    if (req.target_len >= 7 && !memcmp(req.target, "/admin/", 7)) {
+        const char *qm = memchr(req.target, '?', req.target_len);
+        size_t pl = qm ? (size_t)(qm - req.target) : req.target_len;
+        admin_request(c, &req, req.target, pl, qm ? qm + 1 : "", qm ? req.target_len - pl - 1 : 0);
+        return head + blen;
+    }
     gw_target t;
     int k = gw_route_parse(req.target, req.target_len, gw.cfg.max_key, &t, err);
     if (k < 0)
@@ -1409,8 +1471,8 @@ static void conn_process(gw_conn *c, uint8_t *p, size_t n)
 /* Input left over while we waited for the shard. */
 static void resume_reading(gw_conn *c)
 {
-    if (c->state == GW_C_DEAD)
-        return;
+    if (c->state == GW_C_DEAD || c->resume_wait || c->handoff)
+        return; /* its shard has not taken it (back) yet */
     c->read_paused = false;
     event_add(&c->ev_read, NULL);
     if (rd_buf_avail(&c->in)) {
@@ -1554,6 +1616,524 @@ bool gw_conn_flush_pending(void)
     return gw.flush_list != NULL;
 }
 
+/* --- handoff: the shard set changed ------------------------------------------
+ *
+ * Every connection whose object has a new owner stops being read (its bytes
+ * wait in the kernel and c->in, bounded by the socket buffers), and its old
+ * shard gets DETACH: the object hibernates there, its storage is committed
+ * and its lock released, and DETACHED comes back after everything that shard
+ * sent the connection. When the last of an object's connections is detached
+ * they are all re-opened, resumed, on the current owner in one batch: none
+ * of the object's members can speak before all of them are there again, so
+ * no broadcast misses anyone. A shard that is gone has nothing to detach. */
+
+static void send_open_resumed(gw_conn *c, gw_shard *s)
+{
+    rd_buf *b = &s->out;
+    char client_id[RD_UUID_STR_LEN + 1];
+    rd_uuid_format(c->client_id, client_id);
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 12);
+    pr_mp_put_uint(b, PR_OPEN);
+    pr_mp_put_uint(b, c->id);
+    pr_mp_put_str(b, c->key, strlen(c->key));
+    pr_mp_put_str(b, client_id, RD_UUID_STR_LEN);
+    pr_mp_put_uint(b, c->connected_at);
+    pr_mp_put_uint(b, PR_OPEN_RESUMED);
+    pr_mp_put_str(b, "", 0);
+    pr_mp_put_str(b, c->remote, strlen(c->remote));
+    pr_mp_put_str(b, "", 0);
+    pr_mp_put_map(b, 0);
+    pr_mp_put_bin(b, c->attachment, c->attachment_len);
+    pr_mp_put_array(b, c->ntags);
+    rd_buf_append(b, c->tags, c->tags_len);
+    pr_frame_end(b, start);
+    c->shard_gen = s->gen;
+    c->shard_open = true;
+}
+
+static void handoff_free(gw_handoff *h)
+{
+    free(h->items);
+    free(h->key);
+    free(h);
+}
+
+static void handoff_begin(gw_conn *c)
+{
+    size_t klen = strlen(c->key);
+    gw_handoff *h = rd_smap_get(&gw.handoffs, c->key, klen);
+    if (!h) {
+        h = rd_xcalloc(1, sizeof *h);
+        h->key = rd_xstrndup(c->key, klen);
+        h->key_len = klen;
+        h->from = c->shard;
+        h->started_ms = rd_mono_ms();
+        rd_smap_put(&gw.handoffs, h->key, klen, h);
+        gw.stats.handoffs++;
+    }
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 8;
+        h->items = rd_xrealloc(h->items, h->cap * sizeof *h->items);
+    }
+    gw_handoff_item *it = &h->items[h->n++];
+    *it = (gw_handoff_item){ .conn = c->id };
+    c->handoff = true;
+    c->handoff_us = rd_mono_ns() / 1000;
+    link_unpause(c);
+    if (!c->read_paused) {
+        c->read_paused = true;
+        event_del(&c->ev_read);
+    }
+    gw_shard *s = c->shard;
+    if (s && s->fd >= 0 && s->up && c->shard_open && s->gen == c->shard_gen) {
+        rd_buf *b = &s->out;
+        size_t start = pr_frame_begin(b);
+        pr_mp_put_array(b, 3);
+        pr_mp_put_uint(b, PR_DETACH);
+        pr_mp_put_str(b, c->key, klen);
+        pr_mp_put_array(b, 1);
+        pr_mp_put_uint(b, c->id);
+        pr_frame_end(b, start);
+        gw_link_want_flush(s);
+        it->from = s;
+        it->detaching = true;
+        h->pending++;
+    }
+    c->shard_open = false; /* closing now needs no CLOSE: the shard forgets it */
+}
+
+static void handoff_finish(gw_handoff *h)
+{
+    gw_shard *to = gw_route_pick(h->key, h->key_len);
+    size_t moved = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        gw_conn *c = rd_map_get(&gw.conns, h->items[i].conn);
+        if (!c || !c->handoff)
+            continue;
+        c->handoff = false;
+        if (c->state != GW_C_WS)
+            continue; /* closing by itself meanwhile */
+        if (!to) {
+            ws_fail(c, WS_CLOSE_RESTART, "no shard available");
+            continue;
+        }
+        c->shard = to;
+        c->resume_wait = true; /* reading resumes with the new owner's ACCEPT */
+        if (to->up)
+            send_open_resumed(c, to);
+        /* else: its OPEN goes when the shard's link is up (gw_conn_shard_up) */
+        moved++;
+    }
+    gw.stats.handoff_conns += moved;
+    if (to && to->up)
+        gw_link_want_flush(to);
+    rd_debug("msg=\"object moved\" object=%s from=%s to=%s connections=%zu ms=%llu", h->key,
+             h->from ? h->from->name : "-", to ? to->name : "-", moved,
+             (unsigned long long)(rd_mono_ms() - h->started_ms));
+    rd_smap_del(&gw.handoffs, h->key, h->key_len);
+    handoff_free(h);
+}
+
+/* Finish every move that waits for nothing; collected first because
+ * finishing removes from the map being walked. */
+static void handoff_finish_ready(void)
+{
+    size_t n = gw.handoffs.count, k = 0, it = 0;
+    if (!n)
+        return;
+    gw_handoff **ready = rd_xmalloc(n * sizeof *ready), *h;
+    while (k < n && (h = rd_map_next(&gw.handoffs, &it)))
+        if (h->pending == 0)
+            ready[k++] = h;
+    for (size_t i = 0; i < k; i++)
+        handoff_finish(ready[i]);
+    free(ready);
+}
+
+void gw_conn_rebalance(void)
+{
+    if (gw.stopping || !gw.nroute)
+        return;
+    size_t moving = 0;
+    gw_conn *c;
+    size_t it = 0;
+    while ((c = rd_map_next(&gw.conns, &it))) {
+        if (c->state != GW_C_WS || c->handoff || !c->key)
+            continue;
+        if (gw_route_pick(c->key, strlen(c->key)) == c->shard)
+            continue;
+        handoff_begin(c);
+        moving++;
+    }
+    if (moving)
+        rd_info("msg=\"moving connections to their objects' new shards\" connections=%zu objects=%zu",
+                moving, gw.handoffs.count);
+    handoff_finish_ready();
+}
+
+void gw_conn_on_detached(gw_shard *s, const pr_msg *m)
+{
+    gw_handoff *h = rd_smap_get(&gw.handoffs, m->u.detach.key.p, m->u.detach.key.n);
+    if (!h)
+        return; /* given up on (--handoff-timeout) */
+    pr_list l = m->u.detach.conns;
+    uint64_t id;
+    while (pr_list_next_uint(&l, &id) == 0) {
+        for (size_t k = 0; k < h->n; k++) {
+            gw_handoff_item *it = &h->items[(h->cursor + k) % h->n];
+            if (it->conn == id && it->from == s && it->detaching) {
+                it->detaching = false;
+                h->pending--;
+                h->cursor = (h->cursor + k + 1) % h->n;
+                break;
+            }
+        }
+    }
+    if (h->pending == 0)
+        handoff_finish(h);
+}
+
+/* A shard that went away detaches nothing more: it let go by dying. */
+static void handoff_shard_lost(gw_shard *s)
+{
+    gw_handoff *h;
+    size_t it = 0;
+    while ((h = rd_map_next(&gw.handoffs, &it)))
+        for (size_t i = 0; i < h->n; i++)
+            if (h->items[i].from == s && h->items[i].detaching) {
+                h->items[i].detaching = false;
+                h->pending--;
+            }
+    handoff_finish_ready();
+}
+
+bool gw_conn_shard_in_use(const gw_shard *s)
+{
+    gw_handoff *h;
+    size_t it = 0;
+    while ((h = rd_map_next(&gw.handoffs, &it)))
+        for (size_t i = 0; i < h->n; i++)
+            if (h->items[i].from == s && h->items[i].detaching)
+                return true;
+    gw_conn *c;
+    it = 0;
+    while ((c = rd_map_next(&gw.conns, &it)))
+        if (c->shard == s)
+            return true;
+    return false;
+}
+
+static void pause_observe(gw_conn *c)
+{
+    uint64_t us = rd_mono_ns() / 1000 - c->handoff_us;
+    c->handoff_us = 0;
+    static const uint64_t bounds_us[7] = { 1000, 2000, 5000, 10000, 50000, 250000, 1000000 };
+    size_t b = 0;
+    while (b < 7 && us > bounds_us[b])
+        b++;
+    gw.stats.handoff_pause_us[b]++;
+    gw.stats.handoff_pause_sum_us += us;
+}
+
+void gw_conn_handoff_free_all(void)
+{
+    gw_handoff *h;
+    size_t it = 0;
+    while ((h = rd_map_next(&gw.handoffs, &it)))
+        handoff_free(h);
+}
+
+/* A JSON string literal for s (valid UTF-8 assumed). */
+static void gw_json_str(rd_buf *b, const char *s, size_t n)
+{
+    rd_buf_append_u8(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            rd_buf_append_u8(b, '\\');
+            rd_buf_append_u8(b, ch);
+        } else if (ch < 0x20 || ch == 0x7f) {
+            rd_buf_printf(b, "\\u%04x", ch);
+        } else {
+            rd_buf_append_u8(b, ch);
+        }
+    }
+    rd_buf_append_u8(b, '"');
+}
+
+/* --- admin API -----------------------------------------------------------------
+ *
+ * GET /admin/shards                  the shard set, each shard's counts
+ * GET /admin/objects/<class>/<name>  an object's owner and state
+ * POST /admin/shards?count=N         spawn mode: change the shard count
+ * Bearer --admin-key. Counts come from the shards (INFO), so they include
+ * other gateways' connections; a shard that does not answer within a second
+ * shows null. */
+
+#define GW_ADMIN_WAIT_MS 1000
+
+typedef struct gw_admin {
+    struct gw_admin *next;
+    gw_conn *conn;
+    uint64_t deadline_ms;
+    size_t pending;
+    bool object;              /* /admin/objects/... (else /admin/shards) */
+    gw_shard *owner;
+    size_t nres;              /* gw.nshards when asked */
+    struct { bool got; uint64_t v[6]; } *res;   /* by gw.shards index */
+} gw_admin;
+
+static gw_admin *admins;
+
+static void admin_free(gw_conn *c)
+{
+    gw_admin *a = c->admin;
+    if (!a)
+        return;
+    for (gw_admin **pp = &admins; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    free(a->res);
+    free(a);
+    c->admin = NULL;
+}
+
+static bool admin_authorized(gw_conn *c, const gw_http_request *req)
+{
+    if (!gw.cfg.admin_key || !gw.cfg.admin_key[0]) {
+        http_error(c, 403, "the admin API is off: start the gateway with --admin-key", NULL);
+        return false;
+    }
+    const gw_http_header *h = gw_http_header_find(req, "authorization");
+    const char *k = NULL;
+    size_t kl = 0;
+    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        k = h->value + 7;
+        kl = h->value_len - 7;
+    }
+    if (!k || !key_equal(k, kl, gw.cfg.admin_key, strlen(gw.cfg.admin_key))) {
+        http_error(c, 401, k ? "wrong admin key" : "an admin key is required (Authorization: Bearer KEY)",
+                   "WWW-Authenticate: Bearer\r\n");
+        return false;
+    }
+    return true;
+}
+
+static void admin_ask(gw_admin *a, gw_shard *s, const char *key, size_t klen)
+{
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 3);
+    pr_mp_put_uint(b, PR_INFO);
+    pr_mp_put_uint(b, a->conn->id);
+    pr_mp_put_str(b, key, klen);
+    pr_frame_end(b, start);
+    gw_link_want_flush(s);
+    a->pending++;
+}
+
+static size_t gateway_conns_on(const gw_shard *s, const char *key)
+{
+    size_t n = 0, it = 0;
+    gw_conn *c;
+    while ((c = rd_map_next(&gw.conns, &it)))
+        if ((c->state == GW_C_WS || c->state == GW_C_CLOSE_WAIT) && c->key &&
+            (key ? strcmp(c->key, key) == 0 : c->shard == s))
+            n++;
+    return n;
+}
+
+static void admin_reply(gw_conn *c)
+{
+    gw_admin *a = c->admin;
+    rd_buf b = RD_BUF_INIT;
+    char num[32];
+    if (a->object) {
+        const char *key = c->key;
+        gw_shard *s = a->owner;
+        bool got = s && (size_t)s->index < a->nres && a->res[s->index].got;
+        const uint64_t *v = got ? a->res[s->index].v : NULL;
+        rd_buf_append(&b, "{\"object\":", 10);
+        gw_json_str(&b, key, strlen(key));
+        rd_buf_append(&b, ",\"owner\":", 9);
+        if (s)
+            gw_json_str(&b, s->name, strlen(s->name));
+        else
+            rd_buf_append(&b, "null", 4);
+        rd_buf_printf(&b, ",\"owner_up\":%s,\"moving\":%s", s && s->up ? "true" : "false",
+                      rd_smap_get(&gw.handoffs, key, strlen(key)) ? "true" : "false");
+        if (v)
+            rd_buf_printf(&b, ",\"loaded\":%s,\"hibernated\":%s,\"connections\":%llu",
+                          v[3] ? "true" : "false", v[4] ? "true" : "false", (unsigned long long)v[5]);
+        else
+            rd_buf_printf(&b, ",\"loaded\":null,\"hibernated\":null,\"connections\":null");
+        rd_buf_printf(&b, ",\"gateway_connections\":%zu}\n", gateway_conns_on(NULL, key));
+    } else {
+        rd_buf_printf(&b, "{\"gateway\":");
+        gw_json_str(&b, gw.name, strlen(gw.name));
+        rd_buf_printf(&b, ",\"mode\":\"%s\",\"members\":%zu,\"moving\":%zu,\"shards\":[",
+                      gw.cfg.shard_dir ? "discovery" : "spawn", gw.nroute, gw.handoffs.count);
+        for (size_t i = 0; i < gw.nshards; i++) {
+            gw_shard *s = gw.shards[i];
+            if (!s->member && !s->up && !s->present && !(s->pid > 0))
+                continue; /* long gone */
+            rd_buf_printf(&b, "%s{\"name\":", b.len && rd_buf_data(&b)[rd_buf_avail(&b) - 1] == '[' ? "" : ",");
+            gw_json_str(&b, s->name, strlen(s->name));
+            rd_buf_printf(&b, ",\"member\":%s,\"up\":%s,\"retiring\":%s", s->member ? "true" : "false",
+                          s->up ? "true" : "false", s->retiring ? "true" : "false");
+            if (s->pid > 0)
+                rd_buf_printf(&b, ",\"pid\":%d", (int)s->pid);
+            bool got = i < a->nres && a->res[i].got;
+            for (int k = 0; k < 3; k++) {
+                static const char *const names[3] = { "objects", "hibernated", "connections" };
+                if (got)
+                    snprintf(num, sizeof num, "%llu", (unsigned long long)a->res[i].v[k]);
+                else
+                    snprintf(num, sizeof num, "null");
+                rd_buf_printf(&b, ",\"%s\":%s", names[k], num);
+            }
+            rd_buf_printf(&b, ",\"gateway_connections\":%zu}", gateway_conns_on(s, NULL));
+        }
+        rd_buf_printf(&b, "]}\n");
+    }
+    admin_free(c);
+    c->state = GW_C_HTTP;
+    http_respond(c, 200, "application/json", NULL, rd_buf_data(&b), rd_buf_avail(&b), c->keep_alive);
+    rd_buf_free(&b);
+    resume_reading(c);
+}
+
+void gw_conn_on_info(gw_shard *s, const pr_msg *m)
+{
+    gw_conn *c = rd_map_get(&gw.conns, m->u.info_res.req);
+    if (!c || !c->admin || c->state != GW_C_WAIT_HTTP)
+        return;
+    gw_admin *a = c->admin;
+    if ((size_t)s->index >= a->nres || a->res[s->index].got)
+        return;
+    a->res[s->index].got = true;
+    const uint64_t v[6] = { m->u.info_res.objects, m->u.info_res.hibernated, m->u.info_res.conns,
+                            m->u.info_res.found, m->u.info_res.key_hibernated, m->u.info_res.key_conns };
+    memcpy(a->res[s->index].v, v, sizeof v);
+    if (--a->pending == 0)
+        admin_reply(c);
+}
+
+static void admin_request(gw_conn *c, const gw_http_request *req, const char *path, size_t plen,
+                          const char *query, size_t qlen)
+{
+    if (!admin_authorized(c, req))
+        return;
+    bool get = req->method_len == 3 && !memcmp(req->method, "GET", 3);
+    bool post = req->method_len == 4 && !memcmp(req->method, "POST", 4);
+    gw_admin *a = NULL;
+    if (plen == 13 && !memcmp(path, "/admin/shards", 13)) {
+        if (post) {
+            char err[RD_ERR_LEN];
+            char *end = NULL;
+            unsigned long n = 0;
+            if (qlen > 6 && !memcmp(query, "count=", 6)) {
+                char tmp[16];
+                snprintf(tmp, sizeof tmp, "%.*s", (int)(qlen - 6 < 15 ? qlen - 6 : 15), query + 6);
+                n = strtoul(tmp, &end, 10);
+                if (!end || *end)
+                    n = 0;
+            }
+            if (n == 0) {
+                http_error(c, 400, "give the new shard count: POST /admin/shards?count=N", NULL);
+                return;
+            }
+            if (gw_spawn_resize(n, err) < 0) {
+                http_error(c, 409, err, NULL);
+                return;
+            }
+            char body[64];
+            int bl = snprintf(body, sizeof body, "{\"shards\":%lu}\n", n);
+            http_respond(c, 202, "application/json", NULL, body, (size_t)bl, c->keep_alive);
+            return;
+        }
+        if (!get) {
+            http_error(c, 405, "/admin/shards answers GET and POST", "Allow: GET, POST\r\n");
+            return;
+        }
+        a = rd_xcalloc(1, sizeof *a);
+        a->conn = c;
+        c->admin = a;
+        a->nres = gw.nshards;
+        a->res = rd_xcalloc(a->nres ? a->nres : 1, sizeof *a->res);
+        for (size_t i = 0; i < gw.nshards; i++)
+            if (gw.shards[i]->up)
+                admin_ask(a, gw.shards[i], "", 0);
+    } else if (plen > 15 && !memcmp(path, "/admin/objects/", 15)) {
+        if (!get) {
+            http_error(c, 405, "/admin/objects/... answers GET", "Allow: GET\r\n");
+            return;
+        }
+        gw_target t;
+        char err[RD_ERR_LEN];
+        if (gw_route_parse(path + 14, plen - 14, gw.cfg.max_key, &t, err) <= 0 || t.rest_len) {
+            http_error(c, 400, "use /admin/objects/<class>/<name>", NULL);
+            return;
+        }
+        size_t klen = t.cls_len + 1 + t.name_len;
+        free(c->key);
+        c->key = rd_xmalloc(klen + 1);
+        memcpy(c->key, t.cls, t.cls_len);
+        c->key[t.cls_len] = '/';
+        memcpy(c->key + t.cls_len + 1, t.name, t.name_len);
+        c->key[klen] = '\0';
+        a = rd_xcalloc(1, sizeof *a);
+        a->conn = c;
+        c->admin = a;
+        a->object = true;
+        a->owner = gw_route_pick(c->key, klen);
+        a->nres = gw.nshards;
+        a->res = rd_xcalloc(a->nres ? a->nres : 1, sizeof *a->res);
+        if (a->owner && a->owner->up)
+            admin_ask(a, a->owner, c->key, klen);
+    } else {
+        http_error(c, 404, "not found: /admin/shards or /admin/objects/<class>/<name>", NULL);
+        return;
+    }
+    a->deadline_ms = rd_mono_ms() + GW_ADMIN_WAIT_MS;
+    a->next = admins;
+    admins = a;
+    c->state = GW_C_WAIT_HTTP;
+    tq_remove(c);
+    c->read_paused = true;
+    event_del(&c->ev_read);
+    if (a->pending == 0)
+        admin_reply(c);
+}
+
+void gw_conn_handoff_tick(void)
+{
+    uint64_t now = rd_mono_ms();
+    for (gw_admin *a = admins, *next; a; a = next) {
+        next = a->next;
+        if (now >= a->deadline_ms)
+            admin_reply(a->conn);
+    }
+    gw_handoff *h;
+    size_t it = 0;
+    bool late = false;
+    while ((h = rd_map_next(&gw.handoffs, &it)))
+        if (h->pending && now - h->started_ms >= gw.cfg.handoff_timeout) {
+            rd_err("msg=\"old shard did not release the object in time; moving it anyway\" object=%s "
+                   "shard=%s waiting=%zu", h->key, h->from ? h->from->name : "-", h->pending);
+            for (size_t i = 0; i < h->n; i++)
+                h->items[i].detaching = false;
+            h->pending = 0;
+            gw.stats.handoff_timeouts++;
+            late = true;
+        }
+    if (late)
+        handoff_finish_ready();
+}
+
 /* --- shard answers ------------------------------------------------------- */
 
 void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
@@ -1561,6 +2141,8 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
     if (c->resume_wait && c->state == GW_C_WS) {
         c->resume_wait = false;
         gw.stats.resumed++;
+        if (c->handoff_us)
+            pause_observe(c);
         resume_reading(c);
         return;
     }
@@ -1594,6 +2176,12 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
         tq_remove(c);
     rd_debug("msg=\"websocket open\" conn=%llu object=%s shard=%s", (unsigned long long)c->id, c->key,
              c->shard->name);
+    if (gw_route_pick(c->key, klen) != c->shard) {
+        /* The set changed while it was opening: move it like the others. */
+        handoff_begin(c);
+        handoff_finish_ready();
+        return;
+    }
     resume_reading(c);
 }
 
@@ -1746,30 +2334,10 @@ void gw_conn_shard_up(gw_shard *s)
 {
     gw_conn *c;
     size_t it = 0;
-    rd_buf *b = &s->out;
     while ((c = rd_map_next(&gw.conns, &it))) {
-        if (c->shard != s || !c->resume_wait || c->state != GW_C_WS)
+        if (c->shard != s || !c->resume_wait || c->handoff || c->state != GW_C_WS)
             continue;
-        char client_id[RD_UUID_STR_LEN + 1];
-        rd_uuid_format(c->client_id, client_id);
-        size_t start = pr_frame_begin(b);
-        pr_mp_put_array(b, 12);
-        pr_mp_put_uint(b, PR_OPEN);
-        pr_mp_put_uint(b, c->id);
-        pr_mp_put_str(b, c->key, strlen(c->key));
-        pr_mp_put_str(b, client_id, RD_UUID_STR_LEN);
-        pr_mp_put_uint(b, c->connected_at);
-        pr_mp_put_uint(b, PR_OPEN_RESUMED);
-        pr_mp_put_str(b, "", 0);
-        pr_mp_put_str(b, c->remote, strlen(c->remote));
-        pr_mp_put_str(b, "", 0);
-        pr_mp_put_map(b, 0);
-        pr_mp_put_bin(b, c->attachment, c->attachment_len);
-        pr_mp_put_array(b, c->ntags);
-        rd_buf_append(b, c->tags, c->tags_len);
-        pr_frame_end(b, start);
-        c->shard_gen = s->gen;
-        c->shard_open = true;
+        send_open_resumed(c, s);
     }
     gw_link_want_flush(s);
 }
@@ -1779,7 +2347,7 @@ static void resume_expire(void)
 {
     uint64_t now = rd_mono_ms();
     for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
+        gw_shard *s = gw.shards[i];
         if (!s->down_since_ms || now - s->down_since_ms < gw.cfg.resume_timeout)
             continue;
         gw_conn *c;
@@ -1837,6 +2405,7 @@ void gw_conn_shard_lost(gw_shard *s)
         }
         c->shard = NULL;
     }
+    handoff_shard_lost(s);
 }
 
 void gw_conn_close_all(uint16_t code, const char *reason)

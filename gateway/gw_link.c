@@ -1,11 +1,21 @@
 /* Links to the shards: connect with backoff, HELLO, frame dispatch, and
- * batched writes (one write per link per loop turn).
+ * batched writes (one write per link per loop turn); the routing set (the
+ * members rendezvous hashing picks from) and, in discovery mode, following
+ * the shard sockets in --shard-dir.
  *
  *   DOWN --connect--> CONNECTED --shard HELLO--> UP --EOF/error--> DOWN (retry)
+ *
+ * Membership: spawn mode's configured shards are members from the start and
+ * stay members while they restart (their clients wait for them); shards
+ * added by a resize, and every shard in discovery mode, join when their HELLO
+ * arrives. A discovered shard leaves when its socket disappears or it stays
+ * unreachable for --shard-timeout; a resize removes spawned ones.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -24,7 +34,7 @@ static void link_retry_cb(evutil_socket_t fd, short what, void *arg);
 bool gw_class_known(const char *cls, size_t len)
 {
     for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
+        gw_shard *s = gw.shards[i];
         for (size_t j = 0; j < s->nclasses; j++)
             if (strlen(s->classes[j]) == len && memcmp(s->classes[j], cls, len) == 0)
                 return true;
@@ -35,7 +45,7 @@ bool gw_class_known(const char *cls, size_t len)
 bool gw_any_shard_up(void)
 {
     for (size_t i = 0; i < gw.nshards; i++)
-        if (gw.shards[i].up)
+        if (gw.shards[i]->up)
             return true;
     return false;
 }
@@ -51,7 +61,8 @@ void gw_link_want_flush(gw_shard *s)
 
 static void schedule_retry(gw_shard *s)
 {
-    if (gw.stopping)
+    /* Nothing to reconnect to: a removed shard, or a socket that is gone. */
+    if (gw.stopping || s->stop_sent || (gw.cfg.shard_dir && !s->present))
         return;
     s->retry_ms = s->retry_ms ? s->retry_ms * 2 : 20;
     if (s->retry_ms > 1000)
@@ -198,6 +209,12 @@ static int handle_hello(gw_shard *s, const pr_msg *m)
     s->down_since_ms = 0;
     rd_info("msg=\"shard link up\" shard=%s classes=%zu", s->name, s->nclasses);
     gw_conn_shard_up(s);
+    if (s->joining) {
+        gw_spawn_admit(false);
+    } else if (!s->member && !s->retiring && (!gw.cfg.shard_dir || s->present)) {
+        s->member = true;
+        gw_route_update();
+    }
     return 0;
 }
 
@@ -246,6 +263,12 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         return;
     case PR_AUTORESP:
         gw_autoresp_set(&m);
+        return;
+    case PR_DETACHED:
+        gw_conn_on_detached(s, &m);
+        return;
+    case PR_INFO_RES:
+        gw_conn_on_info(s, &m);
         return;
     case PR_PING:
         pr_enc_ping(&s->out, PR_PONG, m.u.ping.token);
@@ -296,7 +319,7 @@ static void link_read_cb(evutil_socket_t fd, short what, void *arg)
 void gw_link_ping_all(void)
 {
     for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
+        gw_shard *s = gw.shards[i];
         if (s->up) {
             pr_enc_ping(&s->out, PR_PING, rd_mono_ms());
             gw_link_want_flush(s);
@@ -306,19 +329,192 @@ void gw_link_ping_all(void)
 
 int gw_link_init(void)
 {
-    for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
-        s->fd = -1;
-        evtimer_assign(&s->ev_retry, gw.base, link_retry_cb, s);
-        gw_link_connect(s);
-    }
+    for (size_t i = 0; i < gw.nshards; i++)
+        gw_link_connect(gw.shards[i]);
     return 0;
+}
+
+gw_shard *gw_shard_get(const char *name, bool create)
+{
+    for (size_t i = 0; i < gw.nshards; i++)
+        if (strcmp(gw.shards[i]->name, name) == 0)
+            return gw.shards[i];
+    if (!create)
+        return NULL;
+    if (gw.nshards == gw.shards_cap) {
+        gw.shards_cap = gw.shards_cap ? gw.shards_cap * 2 : 8;
+        gw.shards = rd_xrealloc(gw.shards, gw.shards_cap * sizeof *gw.shards);
+    }
+    gw_shard *s = rd_xcalloc(1, sizeof *s);
+    s->index = (int)gw.nshards;
+    s->fd = -1;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->path, sizeof s->path, "%s/%s.sock", gw.cfg.shard_dir ? gw.cfg.shard_dir : gw.cfg.run_dir,
+             name);
+    if (gw.base) {
+        evtimer_assign(&s->ev_retry, gw.base, link_retry_cb, s);
+        evtimer_assign(&s->ev_restart, gw.base, gw_spawn_restart_cb, s);
+    }
+    gw.shards[gw.nshards++] = s;
+    return s;
+}
+
+void gw_route_update(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < gw.nshards; i++)
+        n += gw.shards[i]->member;
+    bool changed = n != gw.nroute;
+    for (size_t i = 0, k = 0; !changed && i < gw.nshards; i++)
+        if (gw.shards[i]->member)
+            changed = gw.route[k++] != gw.shards[i];
+    if (!changed)
+        return;
+    gw.route = rd_xrealloc(gw.route, (n ? n : 1) * sizeof *gw.route);
+    gw.route_names = rd_xrealloc(gw.route_names, (n ? n : 1) * sizeof *gw.route_names);
+    char list[1024];
+    size_t len = 0;
+    list[0] = '\0';
+    gw.nroute = 0;
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = gw.shards[i];
+        if (!s->member)
+            continue;
+        gw.route[gw.nroute] = s;
+        gw.route_names[gw.nroute++] = s->name;
+        if (len < sizeof list - 80)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? "," : "", s->name);
+    }
+    gw.stats.set_changes++;
+    rd_info("msg=\"shard set changed\" shards=%zu members=\"%s\"", gw.nroute, list);
+    if (gw.nroute)
+        gw_conn_rebalance();
+}
+
+/* --- discovery mode ---------------------------------------------------------- */
+
+static void inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool any = false;
+    while (read(fd, buf, sizeof buf) > 0)
+        any = true;
+    if (any)
+        gw_discover_scan();
+}
+
+int gw_discover_init(char err[RD_ERR_LEN])
+{
+    gw.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (gw.inotify_fd < 0 ||
+        inotify_add_watch(gw.inotify_fd, gw.cfg.shard_dir,
+                          IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB) < 0) {
+        /* The tick's rescan still follows the directory, once a second. */
+        rd_warn("msg=\"cannot watch the shard directory; rescanning each second\" dir=%s err=\"%s\"",
+                gw.cfg.shard_dir, strerror(errno));
+        if (gw.inotify_fd >= 0)
+            close(gw.inotify_fd);
+        gw.inotify_fd = -1;
+    } else {
+        event_assign(&gw.ev_inotify, gw.base, gw.inotify_fd, EV_READ | EV_PERSIST, inotify_cb, NULL);
+        event_add(&gw.ev_inotify, NULL);
+    }
+    DIR *d = opendir(gw.cfg.shard_dir);
+    if (!d) {
+        snprintf(err, RD_ERR_LEN, "cannot read --shard-dir %s: %s", gw.cfg.shard_dir, strerror(errno));
+        return -errno;
+    }
+    closedir(d);
+    gw_discover_scan();
+    return 0;
+}
+
+/* "<name>.sock" with a name a shard could have (roomd-shard --name). */
+static bool sock_name(const char *file, char name[64])
+{
+    size_t n = strlen(file);
+    if (n <= 5 || n - 5 >= 64 || strcmp(file + n - 5, ".sock") != 0 || file[0] == '.')
+        return false;
+    memcpy(name, file, n - 5);
+    name[n - 5] = '\0';
+    return true;
+}
+
+void gw_discover_scan(void)
+{
+    if (!gw.cfg.shard_dir || gw.stopping)
+        return;
+    DIR *d = opendir(gw.cfg.shard_dir);
+    if (!d) {
+        rd_warn("msg=\"cannot read the shard directory\" dir=%s err=\"%s\"", gw.cfg.shard_dir,
+                strerror(errno));
+        return;
+    }
+    for (size_t i = 0; i < gw.nshards; i++)
+        gw.shards[i]->index = -1; /* unseen in this scan */
+    struct dirent *e;
+    char name[64];
+    while ((e = readdir(d))) {
+        if (e->d_type != DT_SOCK && e->d_type != DT_UNKNOWN)
+            continue;
+        if (!sock_name(e->d_name, name))
+            continue;
+        gw_shard *s = gw_shard_get(name, true);
+        s->index = 0;
+        if (!s->present) {
+            s->present = true;
+            rd_info("msg=\"shard socket appeared\" shard=%s path=%s", s->name, s->path);
+            if (s->fd < 0) {
+                evtimer_del(&s->ev_retry);
+                s->retry_ms = 0;
+                gw_link_connect(s);
+            }
+        }
+    }
+    closedir(d);
+    bool changed = false;
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = gw.shards[i];
+        if (s->index == 0 || !s->present)
+            continue;
+        s->present = false;
+        rd_info("msg=\"shard socket disappeared\" shard=%s", s->name);
+        evtimer_del(&s->ev_retry);
+        if (s->member) {
+            s->member = false;
+            changed = true;
+        }
+    }
+    for (size_t i = 0; i < gw.nshards; i++)
+        gw.shards[i]->index = (int)i;
+    if (changed)
+        gw_route_update();
+}
+
+void gw_link_tick(void)
+{
+    if (!gw.cfg.shard_dir)
+        return;
+    gw_discover_scan();
+    uint64_t now = rd_mono_ms();
+    bool changed = false;
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = gw.shards[i];
+        if (s->member && !s->up && s->down_since_ms && now - s->down_since_ms >= gw.cfg.shard_timeout) {
+            rd_warn("msg=\"shard unreachable; leaving the set\" shard=%s down_ms=%llu", s->name,
+                    (unsigned long long)(now - s->down_since_ms));
+            s->member = false;
+            changed = true;
+        }
+    }
+    if (changed)
+        gw_route_update();
 }
 
 void gw_link_shutdown(void)
 {
     for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
+        gw_shard *s = gw.shards[i];
         evtimer_del(&s->ev_retry);
         if (s->fd >= 0) {
             link_write(s);
@@ -332,5 +528,10 @@ void gw_link_shutdown(void)
         rd_buf_free(&s->in);
         rd_buf_free(&s->out);
         free_classes(s);
+    }
+    if (gw.inotify_fd >= 0) {
+        event_del(&gw.ev_inotify);
+        close(gw.inotify_fd);
+        gw.inotify_fd = -1;
     }
 }

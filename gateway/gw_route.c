@@ -79,6 +79,6 @@ int gw_route_parse(const char *target, size_t len, size_t max_name, gw_target *r
 
 gw_shard *gw_route_pick(const char *key, size_t len)
 {
-    int i = rd_hrw_pick(key, len, gw.shard_names, gw.nshards);
-    return i < 0 ? NULL : &gw.shards[i];
+    int i = rd_hrw_pick(key, len, gw.route_names, gw.nroute);
+    return i < 0 ? NULL : gw.route[i];
 }

@@ -1,5 +1,5 @@
 /* Spawn mode: the gateway starts its N shards, restarts one that dies (with
- * backoff), and stops them on exit. */
+ * backoff), changes their number at runtime, and stops them on exit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include "rd_time.h"
 
 static struct event ev_chld;
+static uint64_t joining_since_ms; /* the last resize that added shards */
 
 static const char *shard_binary(void)
 {
@@ -73,10 +74,10 @@ static void spawn_one(gw_shard *s)
     rd_info("msg=\"shard started\" shard=%s pid=%d binary=%s", s->name, (int)pid, bin);
 }
 
-static void restart_cb(evutil_socket_t fd, short what, void *arg)
+void gw_spawn_restart_cb(evutil_socket_t fd, short what, void *arg)
 {
     gw_shard *s = arg;
-    if (!gw.stopping && s->pid == 0)
+    if (!gw.stopping && s->pid == 0 && !s->retiring)
         spawn_one(s);
 }
 
@@ -86,12 +87,17 @@ static void chld_cb(evutil_socket_t sig, short what, void *arg)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (size_t i = 0; i < gw.nshards; i++) {
-            gw_shard *s = &gw.shards[i];
+            gw_shard *s = gw.shards[i];
             if (s->pid != pid)
                 continue;
             s->pid = 0;
             if (gw.stopping)
                 break;
+            if (s->retiring) {
+                rd_info("msg=\"shard stopped\" shard=%s pid=%d reason=\"removed by a resize\"", s->name,
+                        (int)pid);
+                break;
+            }
             uint64_t up = rd_mono_ms() - s->started_mono_ms;
             /* A shard that ran a while earns a fast restart; one that keeps
              * dying waits longer each time, up to 5 s. */
@@ -114,29 +120,123 @@ static void chld_cb(evutil_socket_t sig, short what, void *arg)
 
 int gw_spawn_start(void)
 {
+    if (gw.cfg.shard_dir)
+        return 0; /* discovery mode: the shards are someone else's */
     evsignal_assign(&ev_chld, gw.base, SIGCHLD, chld_cb, NULL);
     evsignal_add(&ev_chld, NULL);
-    for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
-        evtimer_assign(&s->ev_restart, gw.base, restart_cb, s);
-        spawn_one(s);
-    }
+    for (size_t i = 0; i < gw.nshards; i++)
+        spawn_one(gw.shards[i]);
     return 0;
+}
+
+/* Spawned shards in use (not retiring) are shard-0..shard-(n-1). */
+static size_t spawned_count(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < gw.nshards; i++)
+        n += !gw.shards[i]->retiring;
+    return n;
+}
+
+int gw_spawn_resize(size_t n, char err[RD_ERR_LEN])
+{
+    if (gw.cfg.shard_dir) {
+        snprintf(err, RD_ERR_LEN, "discovery mode (--shard-dir): start or stop shard processes instead");
+        return -EINVAL;
+    }
+    if (n < 1 || n > 256) {
+        snprintf(err, RD_ERR_LEN, "shard count must be 1..256");
+        return -EINVAL;
+    }
+    size_t have = spawned_count();
+    if (n == have)
+        return 0;
+    rd_info("msg=\"resizing shards\" from=%zu to=%zu", have, n);
+    char name[64];
+    for (size_t i = have; i < n; i++) {
+        /* New (or once retired) shards join the routing set when their
+         * HELLO arrives, so nothing waits for a process that is starting. */
+        snprintf(name, sizeof name, "shard-%zu", i);
+        gw_shard *s = gw_shard_get(name, true);
+        if (!s->member)
+            s->joining = true;
+        s->retiring = false;
+        s->stop_sent = false;
+        if (s->pid == 0)
+            spawn_one(s);
+        if (s->fd < 0)
+            gw_link_connect(s);
+    }
+    for (size_t i = n; i < have; i++) {
+        snprintf(name, sizeof name, "shard-%zu", i);
+        gw_shard *s = gw_shard_get(name, false);
+        s->retiring = true; /* leaves the set now; stopped once its connections moved */
+        s->joining = false;
+        s->member = false;
+    }
+    joining_since_ms = rd_mono_ms();
+    gw_spawn_admit(false);
+    gw_route_update();
+    return 0;
+}
+
+void gw_spawn_admit(bool force)
+{
+    size_t waiting = 0, ready = 0;
+    for (size_t i = 0; i < gw.nshards; i++)
+        if (gw.shards[i]->joining) {
+            waiting++;
+            ready += gw.shards[i]->up;
+        }
+    if (!waiting || !ready || (ready < waiting && !force))
+        return;
+    if (ready < waiting)
+        rd_warn("msg=\"not every new shard came up in time; adding those that did\" ready=%zu of=%zu",
+                ready, waiting);
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = gw.shards[i];
+        if (s->joining && s->up) {
+            s->joining = false;
+            s->member = true;
+        }
+    }
+    gw_route_update();
+}
+
+/* Stop retired shards nothing uses any more; admit late joiners. */
+void gw_spawn_tick(void)
+{
+    if (joining_since_ms && rd_mono_ms() - joining_since_ms > 10000) {
+        gw_spawn_admit(true);
+        bool still = false;
+        for (size_t i = 0; i < gw.nshards; i++)
+            still |= gw.shards[i]->joining;
+        if (!still)
+            joining_since_ms = 0;
+    }
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = gw.shards[i];
+        if (s->retiring && !s->stop_sent && s->pid > 0 && !gw_conn_shard_in_use(s)) {
+            rd_info("msg=\"stopping removed shard\" shard=%s pid=%d", s->name, (int)s->pid);
+            kill(s->pid, SIGTERM);
+            s->stop_sent = true;
+        }
+    }
 }
 
 void gw_spawn_stop(void)
 {
     for (size_t i = 0; i < gw.nshards; i++) {
-        evtimer_del(&gw.shards[i].ev_restart);
-        if (gw.shards[i].pid > 0)
-            kill(gw.shards[i].pid, SIGTERM);
+        evtimer_del(&gw.shards[i]->ev_restart);
+        if (gw.shards[i]->pid > 0)
+            kill(gw.shards[i]->pid, SIGTERM);
     }
     /* Give them 3 s to flush and exit, then make sure. */
     uint64_t until = rd_mono_ms() + 3000;
     for (;;) {
         size_t alive = 0;
         for (size_t i = 0; i < gw.nshards; i++) {
-            gw_shard *s = &gw.shards[i];
+            gw_shard *s = gw.shards[i];
             if (s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == s->pid)
                 s->pid = 0;
             alive += s->pid > 0;
@@ -145,10 +245,10 @@ void gw_spawn_stop(void)
             break;
         if (rd_mono_ms() > until) {
             for (size_t i = 0; i < gw.nshards; i++)
-                if (gw.shards[i].pid > 0) {
-                    kill(gw.shards[i].pid, SIGKILL);
-                    waitpid(gw.shards[i].pid, NULL, 0);
-                    gw.shards[i].pid = 0;
+                if (gw.shards[i]->pid > 0) {
+                    kill(gw.shards[i]->pid, SIGKILL);
+                    waitpid(gw.shards[i]->pid, NULL, 0);
+                    gw.shards[i]->pid = 0;
                 }
             break;
         }

@@ -43,6 +43,15 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("redis", RD_CFG_STR, redis, NULL, 0, 0, "URL",
         "spawn mode: passed to every shard: federation through Redis, "
         "redis://[[user]:password@]host[:port][/db] (README, Federation)"),
+    OPT("shard-dir", RD_CFG_STR, shard_dir, NULL, 0, 0, "DIR",
+        "discovery mode: route to the shards whose sockets (NAME.sock) are in DIR, following them as "
+        "they appear and disappear; --shards and the spawn options are then unused"),
+    OPT("shard-timeout", RD_CFG_MS, shard_timeout, "2s", 100, 3600000, "DURATION",
+        "discovery mode: a shard unreachable this long leaves the set and its objects move"),
+    OPT("handoff-timeout", RD_CFG_MS, handoff_timeout, "10s", 100, 3600000, "DURATION",
+        "when the shard set changes, how long a moving object waits for its old shard to let go"),
+    OPT("admin-key", RD_CFG_STR, admin_key, NULL, 0, 0, "KEY",
+        "API key for /admin/... (Authorization: Bearer KEY); unset: the admin API is off"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),
@@ -195,8 +204,29 @@ static int split_origins(char err[RD_ERR_LEN])
     return 0;
 }
 
+/* SIGHUP in spawn mode with --config: apply a changed "shards" count. */
+static void reload_shard_count(void)
+{
+    if (!gw.cfg.config || gw.cfg.shard_dir)
+        return;
+    gw_config fresh;
+    memset(&fresh, 0, sizeof fresh);
+    char err[RD_ERR_LEN] = "";
+    char *argv[] = { "roomd-gateway", "--config", gw.cfg.config, NULL };
+    const char *action = NULL;
+    if (rd_cfg_load(gateway_opts, &fresh, 3, argv, NULL, &action, err) < 0) {
+        rd_err("msg=\"config reload failed; keeping the shard count\" err=\"%s\"", err);
+        rd_cfg_free(gateway_opts, &fresh);
+        return;
+    }
+    if (gw_spawn_resize((size_t)fresh.shards, err) < 0)
+        rd_err("msg=\"shard resize refused\" err=\"%s\"", err);
+    rd_cfg_free(gateway_opts, &fresh);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+    reload_shard_count();
     if (!gw.ssl_ctx)
         return;
     /* New handshakes get the new certificate; live connections keep the old
@@ -223,8 +253,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     static unsigned ticks;
     gw_conn_tick();
-    if (ticks++ % 4 == 0)
+    gw_conn_handoff_tick();
+    gw_spawn_tick();
+    if (ticks++ % 4 == 0) {
         gw_link_ping_all();
+        gw_link_tick();
+    }
 }
 
 /* Keep headroom for shard links, listeners and logs. */
@@ -238,19 +272,29 @@ static void fit_nofile(void)
     }
 }
 
-static void make_shard_names(void)
+/* Spawn mode's shards, members of the routing set from the start. */
+static void make_spawn_shards(void)
 {
-    gw.nshards = (size_t)gw.cfg.shards;
-    gw.shards = rd_xcalloc(gw.nshards, sizeof *gw.shards);
-    gw.shard_names = rd_xcalloc(gw.nshards, sizeof *gw.shard_names);
-    for (size_t i = 0; i < gw.nshards; i++) {
-        gw_shard *s = &gw.shards[i];
-        s->index = (int)i;
-        s->fd = -1;
-        snprintf(s->name, sizeof s->name, "shard-%zu", i);
-        snprintf(s->path, sizeof s->path, "%s/%s.sock", gw.cfg.run_dir, s->name);
-        gw.shard_names[i] = s->name;
+    char name[64];
+    for (int64_t i = 0; i < gw.cfg.shards; i++) {
+        snprintf(name, sizeof name, "shard-%lld", (long long)i);
+        gw_shard_get(name, true)->member = true;
     }
+}
+
+/* --route: the owner among shard-0..shard-N-1. */
+static void print_route(void)
+{
+    size_t n = (size_t)gw.cfg.shards;
+    char(*names)[64] = rd_xcalloc(n, sizeof *names);
+    const char **p = rd_xcalloc(n, sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "shard-%zu", i);
+        p[i] = names[i];
+    }
+    printf("%s\n", p[rd_hrw_pick(gw.cfg.route, strlen(gw.cfg.route), p, n)]);
+    free(p);
+    free(names);
 }
 
 static void find_self_dir(void)
@@ -285,10 +329,9 @@ int main(int argc, char **argv)
         printf("roomd-gateway 0.1.0 (protocol %d)\n", PR_VERSION);
         return 0;
     }
-    make_shard_names();
     if (gw.cfg.route) {
-        int i = rd_hrw_pick(gw.cfg.route, strlen(gw.cfg.route), gw.shard_names, gw.nshards);
-        printf("%s\n", gw.shard_names[i]);
+        print_route();
+        rd_cfg_free(gateway_opts, &gw.cfg);
         return 0;
     }
     int lvl = rd_log_level_parse(gw.cfg.log_level);
@@ -376,6 +419,8 @@ int main(int argc, char **argv)
     rd_map_init(&gw.conns, 0);
     rd_map_init(&gw.ips, 1);
     rd_map_init(&gw.autoresp, 1);
+    rd_map_init(&gw.handoffs, 1);
+    gw.inotify_fd = -1;
     gw.scratch = rd_xmalloc(GW_SCRATCH);
     gw.base = event_base_new();
     if (!gw.base) {
@@ -405,11 +450,18 @@ int main(int argc, char **argv)
     evsignal_add(&ev_term, NULL);
     evsignal_add(&ev_int, NULL);
 
-    gw_spawn_start();
-    gw_link_init();
-    rd_info("msg=\"gateway ready\" name=%s listen=%s tls_listen=%s shards=%zu pid=%d", gw.name,
+    if (gw.cfg.shard_dir) {
+        if (gw_discover_init(err) < 0)
+            goto fail;
+    } else {
+        make_spawn_shards();
+        gw_spawn_start();
+        gw_link_init();
+    }
+    gw_route_update();
+    rd_info("msg=\"gateway ready\" name=%s listen=%s tls_listen=%s shards=%zu mode=%s pid=%d", gw.name,
             want_plain ? gw.cfg.listen : "-", want_tls ? gw.cfg.tls_listen : "-", gw.nshards,
-            (int)getpid());
+            gw.cfg.shard_dir ? "discovery" : "spawn", (int)getpid());
 
     /* One loop turn, then the deferred work: batched writes to clients and
      * shards, then freeing what callbacks closed (Redis' beforeSleep). */
@@ -461,8 +513,13 @@ int main(int argc, char **argv)
     if (gw.ssl_ctx)
         SSL_CTX_free(gw.ssl_ctx);
     free(gw.scratch);
+    gw_conn_handoff_free_all();
+    rd_map_free(&gw.handoffs);
+    for (size_t i = 0; i < gw.nshards; i++)
+        free(gw.shards[i]);
     free(gw.shards);
-    free(gw.shard_names);
+    free(gw.route);
+    free(gw.route_names);
     rd_map_free(&gw.conns);
     event_base_free(gw.base);
     rd_cfg_free(gateway_opts, &gw.cfg);

@@ -102,13 +102,20 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_PUBLISH] = { "PUBLISH", 4, {
         F(K_UINT, publish, req), F(K_STR, publish, key), F(K_UINT, publish, opcode),
         F(K_BIN, publish, payload) } },
+    [PR_DETACH] = { "DETACH", 2, { F(K_STR, detach, key), F(K_UINT_LIST, detach, conns) } },
+    [PR_DETACHED] = { "DETACHED", 2, { F(K_STR, detach, key), F(K_UINT_LIST, detach, conns) } },
+    [PR_INFO] = { "INFO", 2, { F(K_UINT, info, req), F(K_STR, info, key) } },
+    [PR_INFO_RES] = { "INFO_RES", 7, {
+        F(K_UINT, info_res, req), F(K_UINT, info_res, objects), F(K_UINT, info_res, hibernated),
+        F(K_UINT, info_res, conns), F(K_UINT, info_res, found), F(K_UINT, info_res, key_hibernated),
+        F(K_UINT, info_res, key_conns) } },
 };
 
 #undef F
 
 const char *pr_type_name(int type)
 {
-    if (type < 1 || type > PR_TYPE_MAX_)
+    if (type < 1 || type > PR_TYPE_MAX_ || !descs[type].name)
         return "UNKNOWN";
     return descs[type].name;
 }
@@ -207,7 +214,7 @@ int pr_msg_decode(const uint8_t *body, size_t len, pr_msg *ret, char err[RD_ERR_
     uint64_t type;
     if (pr_mp_get_uint(&c, &type) < 0)
         return fail(err, "message type is not an unsigned integer");
-    if (type == 0 || type > PR_TYPE_MAX_)
+    if (type == 0 || type > PR_TYPE_MAX_ || !descs[type].name)
         return fail(err, "unknown message type %" PRIu64, type);
     const struct pr_desc *d = &descs[type];
     unsigned nreq = d->nreq ? d->nreq : d->nfields;
@@ -389,6 +396,17 @@ int pr_enc_frame(rd_buf *b, int type, uint64_t conn, unsigned opcode,
     pr_mp_put_uint(b, conn);
     pr_mp_put_uint(b, opcode);
     pr_mp_put_bin(b, payload, len);
+    return pr_frame_end(b, start);
+}
+
+int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[6])
+{
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 8);
+    pr_mp_put_uint(b, PR_INFO_RES);
+    pr_mp_put_uint(b, req);
+    for (int i = 0; i < 6; i++)
+        pr_mp_put_uint(b, counts[i]);
     return pr_frame_end(b, start);
 }
 

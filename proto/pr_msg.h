@@ -46,6 +46,24 @@
  *  PUBLISH     [16, req, key, opcode, payload(bin)]       gateway -> shard: a backend's
  *                                                          POST .../publish; answered
  *                                                          with HTTP_RES for req
+ *  DETACH      [17, key, conns[uint]]                      gateway -> shard: hand these
+ *                                                          connections of key to another
+ *                                                          shard: dropped without a close
+ *                                                          event; the object hibernates
+ *                                                          (state destroyed, storage
+ *                                                          committed and closed: its lock
+ *                                                          released) and is forgotten once
+ *                                                          no connection is left here
+ *  DETACHED    [18, key, conns[uint]]                      shard -> gateway: DETACH done
+ *                                                          (the same list); follows all the
+ *                                                          shard sent those connections
+ *  INFO        [25, req, key]                              gateway -> shard: counts, and
+ *                                                          key's state ("" for none)
+ *  INFO_RES    [26, req, objects, hibernated, conns,       shard -> gateway: objects held,
+ *                 found, key_hibernated, key_conns]        hibernating, connections; then
+ *                                                          whether key is held, hibernating,
+ *                                                          and its connections
+ *  (19-24 are reserved.)
  *
  * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
  * Every other string field must be a string (possibly empty).
@@ -85,7 +103,11 @@ enum pr_type {
     PR_AUTORESP = 14,
     PR_AUTOHIT = 15,
     PR_PUBLISH = 16,
-    PR_TYPE_MAX_ = 16,
+    PR_DETACH = 17,
+    PR_DETACHED = 18,
+    PR_INFO = 25,
+    PR_INFO_RES = 26,
+    PR_TYPE_MAX_ = 26,
 };
 
 #define PR_OPEN_RESUMED 0x1u
@@ -133,6 +155,9 @@ typedef struct pr_msg {
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;
         struct { uint64_t req; pr_str key; uint64_t opcode; pr_bytes payload; } publish;
+        struct { pr_str key; pr_list conns; } detach;               /* DETACH, DETACHED */
+        struct { uint64_t req; pr_str key; } info;
+        struct { uint64_t req, objects, hibernated, conns, found, key_hibernated, key_conns; } info_res;
     } u;
 } pr_msg;
 
@@ -171,6 +196,8 @@ int pr_enc_close(rd_buf *b, uint64_t conn, unsigned code, const char *reason, si
 int pr_enc_frame(rd_buf *b, int type /* PR_FRAME or PR_SEND */, uint64_t conn, unsigned opcode,
                  const void *payload, size_t len);
 int pr_enc_ping(rd_buf *b, int type /* PR_PING or PR_PONG */, uint64_t token);
+/* counts: objects, hibernated, conns, found, key_hibernated, key_conns */
+int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[6]);
 
 /* A histogram as a uint array: its RD_HIST_BOUNDS + 1 bucket counts, then
  * the sum in microseconds. pr_get_hist fills h from such a list: -EINVAL

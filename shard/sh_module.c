@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rd_log.h"
@@ -349,13 +350,27 @@ uint64_t roomd_conn_auto_response_at(const roomd_conn *conn) { return conn->auto
 _Static_assert(sizeof(roomd_sql_value) == sizeof(sh_store_sql_value), "roomd_sql_value mirrors sh_store");
 _Static_assert(sizeof(roomd_range) == sizeof(sh_store_range), "roomd_range mirrors sh_store");
 
+/* How long an event waits for another shard to release an object's storage. */
+#define SH_LOCK_WAIT_MS 2000
+
 /* The object's store, opened on first use, with the event's transaction begun. */
 static sh_store *ctx_store(roomd_ctx *ctx)
 {
     sh_object *o = ctx->obj;
     if (!o->store) {
         sh_store_durability d = strcmp(sh.cfg.durability, "full") == 0 ? SH_STORE_FULL : SH_STORE_NORMAL;
-        if (sh_store_open(sh.cfg.data_dir, o->key, o->key_len, d, &o->store, ctx->err) < 0) {
+        int r = sh_store_open(sh.cfg.data_dir, o->key, o->key_len, d, &o->store, ctx->err);
+        /* Another shard still holds the object: the shard set just changed
+         * and the previous owner has not let go yet (a second gateway's
+         * members, an alarm). It releases within a loop turn or two, so wait
+         * for it briefly rather than fail the event; never two writers. */
+        for (unsigned waited = 0; r == -EWOULDBLOCK && waited < SH_LOCK_WAIT_MS; waited++) {
+            if (waited == 0)
+                rd_warn("msg=\"object storage held by another shard; waiting\" object=%s", o->key);
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+            r = sh_store_open(sh.cfg.data_dir, o->key, o->key_len, d, &o->store, ctx->err);
+        }
+        if (r < 0) {
             rd_err("msg=\"cannot open object storage\" object=%s err=\"%s\"", o->key, ctx->err);
             return NULL;
         }

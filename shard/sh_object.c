@@ -503,6 +503,68 @@ static void handle_publish(sh_link *l, const pr_msg *m)
     object_maybe_evict(o);
 }
 
+/* The shard set changed and the gateway moves these connections to the
+ * object's new owner. No close event: to the class they stay connected. The
+ * object hibernates first (destroy runs, storage is committed and closed, so
+ * its lock is free before the gateway re-opens the connections elsewhere);
+ * once no connection is left here the object is forgotten. DETACHED follows
+ * everything this shard sent those connections. */
+static void handle_detach(sh_link *l, const pr_msg *m)
+{
+    pr_str key = m->u.detach.key;
+    sh_object *o = rd_smap_get(&sh.objects, key.p, key.n);
+    size_t moved = 0;
+    if (o) {
+        pr_list cl = m->u.detach.conns;
+        uint64_t id;
+        while (pr_list_next_uint(&cl, &id) == 0) {
+            roomd_conn *c = rd_map_get(&l->conns, id);
+            if (!c || c->obj != o)
+                continue;
+            object_remove_conn(o, c);
+            rd_map_del(&l->conns, id);
+            sh_conn_free_meta(c);
+            free(c);
+            moved++;
+        }
+        sh.detached += moved;
+        rd_debug("msg=\"connections detached\" object=%s moved=%zu left=%zu", o->key, moved, o->nconns);
+        if (o->nconns == 0)
+            object_evict(o); /* destroy, commit, close: the lock is free */
+        else if (!o->hibernated)
+            object_hibernate(o); /* other gateways' members stay, asleep */
+    }
+    /* The answer echoes the list: the gateway counts them off. */
+    rd_buf *b = &l->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 3);
+    pr_mp_put_uint(b, PR_DETACHED);
+    pr_mp_put_str(b, key.p, key.n);
+    pr_list cl = m->u.detach.conns;
+    pr_mp_put_array(b, cl.n);
+    uint64_t id;
+    while (pr_list_next_uint(&cl, &id) == 0)
+        pr_mp_put_uint(b, id);
+    pr_frame_end(b, start);
+    sh_link_want_flush(l);
+}
+
+static void handle_info(sh_link *l, const pr_msg *m)
+{
+    size_t conns = 0;
+    for (sh_link *k = sh.links; k; k = k->next)
+        conns += k->conns.count;
+    uint64_t counts[6] = { sh.objects.count, sh.hibernated, conns, 0, 0, 0 };
+    sh_object *o = m->u.info.key.n ? rd_smap_get(&sh.objects, m->u.info.key.p, m->u.info.key.n) : NULL;
+    if (o) {
+        counts[3] = 1;
+        counts[4] = o->hibernated;
+        counts[5] = o->nconns;
+    }
+    pr_enc_info_res(&l->out, m->u.info.req, counts);
+    sh_link_want_flush(l);
+}
+
 void sh_object_handle(sh_link *l, const pr_msg *m)
 {
     switch (m->type) {
@@ -523,6 +585,12 @@ void sh_object_handle(sh_link *l, const pr_msg *m)
         break;
     case PR_PUBLISH:
         handle_publish(l, m);
+        break;
+    case PR_DETACH:
+        handle_detach(l, m);
+        break;
+    case PR_INFO:
+        handle_info(l, m);
         break;
     case PR_AUTOHIT: {
         /* Not an event: the object stays asleep. */

@@ -69,7 +69,8 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 12, 5, 4, 3, 5 };
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 12, 5, 4, 3, 5, 3, 3,
+                                       0, 0, 0, 0, 0, 0, 3, 8 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -112,6 +113,24 @@ static void reencode(const pr_msg *m, rd_buf *out)
         put_s(out, m->u.publish.key);
         pr_mp_put_uint(out, m->u.publish.opcode);
         pr_mp_put_bin(out, m->u.publish.payload.p, m->u.publish.payload.n);
+        break;
+    case PR_DETACH:
+    case PR_DETACHED:
+        put_s(out, m->u.detach.key);
+        walk_uint(m->u.detach.conns, out);
+        break;
+    case PR_INFO:
+        pr_mp_put_uint(out, m->u.info.req);
+        put_s(out, m->u.info.key);
+        break;
+    case PR_INFO_RES:
+        pr_mp_put_uint(out, m->u.info_res.req);
+        pr_mp_put_uint(out, m->u.info_res.objects);
+        pr_mp_put_uint(out, m->u.info_res.hibernated);
+        pr_mp_put_uint(out, m->u.info_res.conns);
+        pr_mp_put_uint(out, m->u.info_res.found);
+        pr_mp_put_uint(out, m->u.info_res.key_hibernated);
+        pr_mp_put_uint(out, m->u.info_res.key_conns);
         break;
     case PR_ACCEPT:
         pr_mp_put_uint(out, m->u.accept.conn);

@@ -178,10 +178,61 @@ static const roomd_class meta = {
     .alarm = meta_alarm,
 };
 
+/* Class "relay": every message goes unchanged to every other member, and
+ * a durable count of the messages the object took ("n" in its storage) is
+ * committed with it. GET answers "n=<count>". For the scaling tests: what
+ * moves between shards must keep both the members and the count exact. */
+static int relay_create(roomd_ctx *ctx, void **ret_state)
+{
+    *ret_state = NULL;
+    return 0;
+}
+
+static unsigned long long relay_count(roomd_ctx *ctx)
+{
+    const void *v;
+    size_t vl;
+    char buf[32];
+    if (roomd_storage_get(ctx, "n", 1, &v, &vl) < 0 || vl >= sizeof buf)
+        return 0;
+    memcpy(buf, v, vl);
+    buf[vl] = '\0';
+    return strtoull(buf, NULL, 10);
+}
+
+static void relay_message(roomd_ctx *ctx, void *state, roomd_conn *conn, int opcode,
+                          const uint8_t *data, size_t len)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%llu", relay_count(ctx) + 1);
+    if (roomd_storage_put(ctx, "n", 1, buf, (size_t)n) < 0) {
+        roomd_conn_close(ctx, conn, 1011, "storage failed");
+        return;
+    }
+    roomd_broadcast(ctx, opcode, data, len, conn);
+}
+
+static void relay_http(roomd_ctx *ctx, void *state, const roomd_request *req)
+{
+    char body[64];
+    int n = snprintf(body, sizeof body, "n=%llu\n", relay_count(ctx));
+    roomd_http_reply(ctx, 200, NULL, body, (size_t)n);
+}
+
+static const roomd_class relay = {
+    .version = ROOMD_MODULE_API_VERSION,
+    .name = "relay",
+    .create = relay_create,
+    .message = relay_message,
+    .http = relay_http,
+};
+
 int roomd_module_init(roomd_loader *ld);
 
 int roomd_module_init(roomd_loader *ld)
 {
     int r = roomd_class_register(ld, &upper);
-    return r < 0 ? r : roomd_class_register(ld, &meta);
+    if (r >= 0)
+        r = roomd_class_register(ld, &meta);
+    return r < 0 ? r : roomd_class_register(ld, &relay);
 }

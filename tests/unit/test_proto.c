@@ -1091,6 +1091,73 @@ static void test_broadcast_roundtrip(void)
     rd_buf_free(&b);
 }
 
+static void test_handoff_messages(void)
+{
+    static const uint64_t conns[] = { 1, 2, 70000 };
+    rd_buf b = RD_BUF_INIT;
+    size_t start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 3);
+    pr_mp_put_uint(&b, PR_DETACH);
+    pr_mp_put_str(&b, "chat/r\xc3\xa9", 8);
+    pr_mp_put_array(&b, N(conns));
+    for (size_t i = 0; i < N(conns); i++)
+        pr_mp_put_uint(&b, conns[i]);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    pr_msg m;
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_DETACH);
+    RD_CHECK_MEM(m.u.detach.key.p, m.u.detach.key.n, "chat/r\xc3\xa9", 8);
+    uint64_t c;
+    for (size_t i = 0; i < N(conns); i++) {
+        RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.detach.conns, &c), 0);
+        RD_CHECK(c == conns[i]);
+    }
+    RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.detach.conns, &c), -ENOENT);
+    rd_buf_reset(&b, 0);
+
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 3);
+    pr_mp_put_uint(&b, PR_DETACHED);
+    pr_mp_put_str(&b, "echo/x", 6);
+    pr_mp_put_array(&b, 0);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_DETACHED && m.u.detach.conns.n == 0);
+    RD_CHECK_MEM(m.u.detach.key.p, m.u.detach.key.n, "echo/x", 6);
+    rd_buf_reset(&b, 0);
+
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 3);
+    pr_mp_put_uint(&b, PR_INFO);
+    pr_mp_put_uint(&b, 9);
+    pr_mp_put_str(&b, "", 0);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_INFO && m.u.info.req == 9 && m.u.info.key.n == 0);
+    rd_buf_reset(&b, 0);
+
+    const uint64_t counts[6] = { 10, 4, 300, 1, 0, UINT64_MAX };
+    RD_CHECK_EQ_INT(pr_enc_info_res(&b, 9, counts), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_INFO_RES && m.u.info_res.req == 9 && m.u.info_res.objects == 10 &&
+             m.u.info_res.hibernated == 4 && m.u.info_res.conns == 300 && m.u.info_res.found == 1 &&
+             m.u.info_res.key_hibernated == 0 && m.u.info_res.key_conns == UINT64_MAX);
+    rd_buf_reset(&b, 0);
+
+    /* the reserved numbers between them are unknown types */
+    for (uint64_t t = 19; t <= 24; t++) {
+        char err[RD_ERR_LEN];
+        start = pr_frame_begin(&b);
+        pr_mp_put_array(&b, 1);
+        pr_mp_put_uint(&b, t);
+        RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+        RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + 4, rd_buf_avail(&b) - 4, &m, err), -EBADMSG);
+        RD_CHECK(strstr(err, "unknown message type") != NULL);
+        rd_buf_reset(&b, 0);
+    }
+    rd_buf_free(&b);
+}
+
 static void test_http_roundtrip(void)
 {
     rd_buf b = RD_BUF_INIT;
@@ -1278,8 +1345,10 @@ static void test_decode_errors(void)
     EXPECT_ERR(type_neg, "message type is not an unsigned integer");
     static const uint8_t type0[] = { 0x92, 0x00, 0x01 };
     EXPECT_ERR(type0, "unknown message type 0");
-    static const uint8_t type17[] = { 0x92, 0x11, 0x01 };
-    EXPECT_ERR(type17, "unknown message type 17");
+    static const uint8_t type19[] = { 0x92, 0x13, 0x01 };
+    EXPECT_ERR(type19, "unknown message type 19");
+    static const uint8_t type27[] = { 0x92, 0x1b, 0x01 };
+    EXPECT_ERR(type27, "unknown message type 27");
     static const uint8_t type42[] = { 0x92, 0x2a, 0x01 };
     EXPECT_ERR(type42, "unknown message type 42");
     static const uint8_t type_big[] = { 0x92, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1450,7 +1519,9 @@ static void test_type_name(void)
     static const char *const names[] = { "UNKNOWN", "HELLO", "OPEN", "ACCEPT", "REJECT", "CLOSE",
                                          "FRAME", "SEND", "BROADCAST", "HTTP_REQ", "HTTP_RES",
                                          "PING", "PONG", "META", "AUTORESP", "AUTOHIT",
-                                         "PUBLISH", "UNKNOWN" };
+                                         "PUBLISH", "DETACH", "DETACHED", "UNKNOWN", "UNKNOWN",
+                                         "UNKNOWN", "UNKNOWN", "UNKNOWN", "UNKNOWN", "INFO",
+                                         "INFO_RES", "UNKNOWN" };
     for (int i = 0; i < (int)N(names); i++)
         RD_CHECK(strcmp(pr_type_name(i), names[i]) == 0);
     RD_CHECK(strcmp(pr_type_name(-1), "UNKNOWN") == 0);
@@ -1581,6 +1652,7 @@ int main(void)
     RD_RUN(test_open_roundtrip);
     RD_RUN(test_broadcast_roundtrip);
     RD_RUN(test_http_roundtrip);
+    RD_RUN(test_handoff_messages);
     RD_RUN(test_interop_vectors);
     RD_RUN(test_truncation_everywhere);
     RD_RUN(test_decode_errors);
