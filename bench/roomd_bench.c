@@ -322,6 +322,7 @@ static struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     uint32_t conns, rooms, members, publishers, size, max_hs;
+    uint32_t objects;           /* echo: spread over this many objects (0: one) */
     double duration, warmup, settle, rate, connect_timeout, drain_timeout;
     bool json, quiet;
     bool deflate;      /* offer permessage-deflate */
@@ -1190,6 +1191,8 @@ static void conn_on_connect(conn *c)
     char path[1100];
     if (G.mode == MODE_FANOUT)
         snprintf(path, sizeof path, "%s-%" PRIu32, G.path, c->room);
+    else if (G.objects)
+        snprintf(path, sizeof path, "%s-%" PRIu32, G.path, c->id % G.objects);
     else
         snprintf(path, sizeof path, "%s", G.path);
     uint8_t *p = wbuf_reserve(c, 2048);
@@ -2095,6 +2098,8 @@ static void usage(FILE *out)
           "\n"
           "echo options:\n"
           "  --conns C              number of connections (default: 10)\n"
+          "  --objects K            spread the connections over K objects: connection i\n"
+          "                         uses <url-path>-<i mod K> (default: all on <url-path>)\n"
           "  --message TEXT         send this fixed text message instead of the bench\n"
           "                         payload; any reply completes the round trip (for\n"
           "                         request/response objects, e.g. {\"op\":\"increment\"}\n"
@@ -2257,7 +2262,7 @@ int main(int argc, char **argv)
 
     enum { O_URL = 256, O_CONNS, O_DUR, O_SIZE, O_WARM, O_ROOMS, O_MEMB, O_PUBS, O_RATE, O_SETTLE,
            O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP, O_PAYLOAD, O_DEFLATE, O_DEFLATE_RO,
-           O_CPU_PIDS, O_MESSAGE };
+           O_CPU_PIDS, O_MESSAGE, O_OBJECTS };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -2280,6 +2285,7 @@ int main(int argc, char **argv)
         {"deflate-recv-only", no_argument, NULL, O_DEFLATE_RO},
         {"cpu-pids", required_argument, NULL, O_CPU_PIDS},
         {"message", required_argument, NULL, O_MESSAGE},
+        {"objects", required_argument, NULL, O_OBJECTS},
         {NULL, 0, NULL, 0},
     };
     bool echo_opt = false, fan_opt = false, size_set = false;
@@ -2289,6 +2295,7 @@ int main(int argc, char **argv)
         switch (o) {
         case O_URL: G.url = optarg; break;
         case O_MESSAGE: G.message = optarg; echo_opt = true; break;
+        case O_OBJECTS: G.objects = parse_u32("objects", optarg, 1, 1000000); echo_opt = true; break;
         case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
         case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
         case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = true; break;

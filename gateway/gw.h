@@ -105,6 +105,7 @@ typedef struct gw_conn {
     bool ping_sent;           /* idle probe outstanding */
     bool resume_wait;         /* its shard restarted: reading paused until OPEN{resumed} is accepted */
     bool handoff;             /* its object is moving to another shard: reading paused */
+    bool move_queued;         /* its object's move waits for its turn (--handoff-concurrency) */
     uint64_t handoff_us;      /* when the move began (monotonic µs), for the pause histogram */
     struct gw_admin *admin;   /* an admin request waiting for the shards' INFO answers */
     uint8_t client_id[16];    /* UUIDv7, the same across shard restarts */
@@ -147,6 +148,8 @@ struct gw_shard {
     bool retiring;            /* spawn mode: removed by a resize; stopped once nothing uses it */
     bool stop_sent;           /* retiring: SIGTERM sent */
     bool joining;             /* spawn mode: added by a resize, not up yet */
+    bool listed;              /* --workers: in the parent's members file */
+    bool drained;             /* retiring: the shard reports no connection from any gateway */
     bool flush_pending;
     bool write_armed;
     uint32_t gen;             /* bumped on every link loss */
@@ -178,7 +181,11 @@ typedef struct gw_config {
     char *shard_dir;          /* discovery mode: follow the shard sockets in this directory */
     uint64_t shard_timeout;   /* discovery mode: a member unreachable this long leaves the set */
     char *admin_key;          /* /admin/... bearer key; NULL: admin API off */
+    int64_t workers;          /* gateway processes on the same ports (SO_REUSEPORT) */
+    bool reuseport;           /* set SO_REUSEPORT on the listeners */
+    int64_t worker;           /* internal: this process is worker N (> 0) of a --workers parent */
     uint64_t handoff_timeout; /* give up waiting for the old owner's DETACHED */
+    int64_t handoff_concurrency; /* objects moving at once from live shards */
     char *listen;
     char *tls_listen;
     char *cert;
@@ -402,8 +409,16 @@ int gw_route_parse(const char *target, size_t len, size_t max_name, gw_target *r
 gw_shard *gw_route_pick(const char *key, size_t len);
 
 /* gw_spawn.c */
+/* --workers: the parent starts workers 1..N-1 (this binary again, following
+ * the shard sockets in --run-dir, on the same ports) and restarts them. */
+int gw_spawn_workers(int argc, char **argv);
 int gw_spawn_start(void);
 void gw_spawn_stop(void);
+void gw_spawn_stop_workers(void);
+/* A worker hands a resize to its parent (a file in --run-dir and SIGUSR1);
+ * the parent applies it in gw_spawn_resize_requested(). */
+int gw_spawn_forward_resize(size_t n, char err[RD_ERR_LEN]);
+void gw_spawn_resize_requested(void);
 /* Change the number of spawned shards: new ones join the routing set when
  * they are up; removed ones leave it at once and are stopped once their
  * connections have moved. */

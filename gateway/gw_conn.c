@@ -82,6 +82,8 @@ typedef struct gw_handoff {
     size_t pending;           /* items detaching */
     size_t cursor;            /* answers come back in order: where to look first */
     uint64_t started_ms;
+    bool started;             /* else waiting in the queue (its members still served) */
+    struct gw_handoff *qnext;
 } gw_handoff;
 
 static void pmd_close(gw_conn *c);
@@ -602,7 +604,7 @@ void gw_metrics_render(rd_buf *b)
            st->handoff_conns);
     metric(b, "roomd_handoff_timeouts_total", "counter",
            "Moves finished without the old shard's answer (--handoff-timeout).", NULL, st->handoff_timeouts);
-    metric(b, "roomd_handoffs_in_progress", "gauge", "Objects moving now.", NULL, gw.handoffs.count);
+    metric(b, "roomd_handoffs_in_progress", "gauge", "Objects moving or waiting to move.", NULL, gw.handoffs.count);
     {
         static const char *const le[8] = { "0.001", "0.002", "0.005", "0.01", "0.05", "0.25", "1", "+Inf" };
         uint64_t cum = 0;
@@ -950,6 +952,9 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
     key[t->cls_len] = '/';
     memcpy(key + t->cls_len + 1, t->name, t->name_len);
     gw_shard *s = gw_route_pick(key, klen);
+    gw_handoff *moving = rd_smap_get(&gw.handoffs, key, klen);
+    if (moving && moving->from && moving->from->up)
+        s = moving->from; /* the owner until the move */
     if (!s || !s->up) {
         http_error(c, 503, "the shard owning this object is restarting; retry shortly", "Retry-After: 1\r\n");
         return;
@@ -1052,9 +1057,9 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     memcpy(c->key + t->cls_len + 1, t->name, t->name_len);
     c->key[klen] = '\0';
     gw_shard *s = gw_route_pick(c->key, klen);
-    gw_handoff *moving = upgrade ? rd_smap_get(&gw.handoffs, c->key, klen) : NULL;
+    gw_handoff *moving = rd_smap_get(&gw.handoffs, c->key, klen);
     if (moving && moving->from && moving->from->up)
-        s = moving->from; /* joins the members being moved, and moves with them */
+        s = moving->from; /* still the owner until the move: a new member moves with the others */
     if (!s || !s->up) {
         gw.stats.hs_failed[GW_HSF_UNAVAILABLE] += upgrade;
         http_error(c, 503, "the shard owning this object is restarting; retry shortly",
@@ -1652,6 +1657,9 @@ static void send_open_resumed(gw_conn *c, gw_shard *s)
     c->shard_open = true;
 }
 
+static gw_handoff *hq_head, *hq_tail; /* moves waiting to start, in order */
+static size_t h_active;                /* moves started, not finished */
+
 static void handoff_free(gw_handoff *h)
 {
     free(h->items);
@@ -1659,7 +1667,13 @@ static void handoff_free(gw_handoff *h)
     free(h);
 }
 
-static void handoff_begin(gw_conn *c)
+static bool shard_live(const gw_shard *s)
+{
+    return s && s->fd >= 0 && s->up;
+}
+
+/* List c in its object's move (made, and queued, when new). */
+static gw_handoff *handoff_add(gw_conn *c)
 {
     size_t klen = strlen(c->key);
     gw_handoff *h = rd_smap_get(&gw.handoffs, c->key, klen);
@@ -1668,16 +1682,26 @@ static void handoff_begin(gw_conn *c)
         h->key = rd_xstrndup(c->key, klen);
         h->key_len = klen;
         h->from = c->shard;
-        h->started_ms = rd_mono_ms();
         rd_smap_put(&gw.handoffs, h->key, klen, h);
-        gw.stats.handoffs++;
+        if (hq_tail)
+            hq_tail->qnext = h;
+        else
+            hq_head = h;
+        hq_tail = h;
     }
     if (h->n == h->cap) {
         h->cap = h->cap ? h->cap * 2 : 8;
         h->items = rd_xrealloc(h->items, h->cap * sizeof *h->items);
     }
-    gw_handoff_item *it = &h->items[h->n++];
-    *it = (gw_handoff_item){ .conn = c->id };
+    h->items[h->n++] = (gw_handoff_item){ .conn = c->id };
+    c->move_queued = true;
+    return h;
+}
+
+/* Stop reading c and detach it from its shard (if that one is alive). */
+static void handoff_detach(gw_handoff *h, gw_handoff_item *it, gw_conn *c)
+{
+    c->move_queued = false;
     c->handoff = true;
     c->handoff_us = rd_mono_ns() / 1000;
     link_unpause(c);
@@ -1686,12 +1710,12 @@ static void handoff_begin(gw_conn *c)
         event_del(&c->ev_read);
     }
     gw_shard *s = c->shard;
-    if (s && s->fd >= 0 && s->up && c->shard_open && s->gen == c->shard_gen) {
+    if (shard_live(s) && c->shard_open && s->gen == c->shard_gen) {
         rd_buf *b = &s->out;
         size_t start = pr_frame_begin(b);
         pr_mp_put_array(b, 3);
         pr_mp_put_uint(b, PR_DETACH);
-        pr_mp_put_str(b, c->key, klen);
+        pr_mp_put_str(b, h->key, h->key_len);
         pr_mp_put_array(b, 1);
         pr_mp_put_uint(b, c->id);
         pr_frame_end(b, start);
@@ -1701,6 +1725,48 @@ static void handoff_begin(gw_conn *c)
         h->pending++;
     }
     c->shard_open = false; /* closing now needs no CLOSE: the shard forgets it */
+}
+
+static void handoff_finish(gw_handoff *h);
+
+static void handoff_start(gw_handoff *h)
+{
+    h->started = true;
+    h->started_ms = rd_mono_ms();
+    h_active++;
+    gw.stats.handoffs++;
+    for (size_t i = 0; i < h->n; i++) {
+        gw_conn *c = rd_map_get(&gw.conns, h->items[i].conn);
+        if (c && c->move_queued && c->state == GW_C_WS)
+            handoff_detach(h, &h->items[i], c);
+        else if (c)
+            c->move_queued = false;
+    }
+    if (h->pending == 0)
+        handoff_finish(h);
+}
+
+/* Start queued moves: those whose old shard is gone at once (their clients
+ * wait already), the others --handoff-concurrency at a time, so each move
+ * waits for a few objects' storage to close on its old shard, not for all. */
+static void handoff_pump(void)
+{
+    for (gw_handoff **pp = &hq_head; *pp;) {
+        gw_handoff *h = *pp;
+        if (shard_live(h->from) && h_active >= (size_t)gw.cfg.handoff_concurrency) {
+            pp = &h->qnext;
+            continue;
+        }
+        *pp = h->qnext;
+        if (hq_tail == h) {
+            hq_tail = NULL;
+            for (gw_handoff *t = hq_head; t; t = t->qnext)
+                hq_tail = t;
+        }
+        h->qnext = NULL;
+        handoff_start(h); /* may finish, and pump again: the list is consistent here */
+        pp = &hq_head;
+    }
 }
 
 static void handoff_finish(gw_handoff *h)
@@ -1733,10 +1799,12 @@ static void handoff_finish(gw_handoff *h)
              (unsigned long long)(rd_mono_ms() - h->started_ms));
     rd_smap_del(&gw.handoffs, h->key, h->key_len);
     handoff_free(h);
+    h_active--;
+    handoff_pump();
 }
 
-/* Finish every move that waits for nothing; collected first because
- * finishing removes from the map being walked. */
+/* Finish every started move that waits for nothing; collected first
+ * because finishing removes from the map being walked. */
 static void handoff_finish_ready(void)
 {
     size_t n = gw.handoffs.count, k = 0, it = 0;
@@ -1744,11 +1812,25 @@ static void handoff_finish_ready(void)
         return;
     gw_handoff **ready = rd_xmalloc(n * sizeof *ready), *h;
     while (k < n && (h = rd_map_next(&gw.handoffs, &it)))
-        if (h->pending == 0)
+        if (h->started && h->pending == 0)
             ready[k++] = h;
     for (size_t i = 0; i < k; i++)
         handoff_finish(ready[i]);
     free(ready);
+}
+
+/* c just opened on a shard that no longer owns its object (the set changed
+ * while it was opening): it moves with the object's other members. */
+static void handoff_late(gw_conn *c)
+{
+    gw_handoff *h = handoff_add(c);
+    if (h->started) {
+        handoff_detach(h, &h->items[h->n - 1], c);
+        if (h->pending == 0)
+            handoff_finish(h);
+    } else {
+        handoff_pump();
+    }
 }
 
 void gw_conn_rebalance(void)
@@ -1759,17 +1841,17 @@ void gw_conn_rebalance(void)
     gw_conn *c;
     size_t it = 0;
     while ((c = rd_map_next(&gw.conns, &it))) {
-        if (c->state != GW_C_WS || c->handoff || !c->key)
+        if (c->state != GW_C_WS || c->handoff || c->move_queued || !c->key)
             continue;
         if (gw_route_pick(c->key, strlen(c->key)) == c->shard)
             continue;
-        handoff_begin(c);
+        handoff_add(c);
         moving++;
     }
     if (moving)
         rd_info("msg=\"moving connections to their objects' new shards\" connections=%zu objects=%zu",
                 moving, gw.handoffs.count);
-    handoff_finish_ready();
+    handoff_pump();
 }
 
 void gw_conn_on_detached(gw_shard *s, const pr_msg *m)
@@ -1806,6 +1888,7 @@ static void handoff_shard_lost(gw_shard *s)
                 h->pending--;
             }
     handoff_finish_ready();
+    handoff_pump(); /* moves away from s need not wait their turn now */
 }
 
 bool gw_conn_shard_in_use(const gw_shard *s)
@@ -1924,13 +2007,7 @@ static bool admin_authorized(gw_conn *c, const gw_http_request *req)
 
 static void admin_ask(gw_admin *a, gw_shard *s, const char *key, size_t klen)
 {
-    rd_buf *b = &s->out;
-    size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 3);
-    pr_mp_put_uint(b, PR_INFO);
-    pr_mp_put_uint(b, a->conn->id);
-    pr_mp_put_str(b, key, klen);
-    pr_frame_end(b, start);
+    pr_enc_info_req(&s->out, a->conn->id, key, klen);
     gw_link_want_flush(s);
     a->pending++;
 }
@@ -2008,6 +2085,11 @@ static void admin_reply(gw_conn *c)
 
 void gw_conn_on_info(gw_shard *s, const pr_msg *m)
 {
+    if (m->u.info_res.req == 0) { /* gw_spawn_tick's: may a retiring shard stop? */
+        if (s->retiring && m->u.info_res.conns == 0)
+            s->drained = true;
+        return;
+    }
     gw_conn *c = rd_map_get(&gw.conns, m->u.info_res.req);
     if (!c || !c->admin || c->state != GW_C_WAIT_HTTP)
         return;
@@ -2046,7 +2128,9 @@ static void admin_request(gw_conn *c, const gw_http_request *req, const char *pa
                 http_error(c, 400, "give the new shard count: POST /admin/shards?count=N", NULL);
                 return;
             }
-            if (gw_spawn_resize(n, err) < 0) {
+            if (gw.cfg.worker > 0 && gw_spawn_forward_resize(n, err) == 0) {
+                /* the parent (which spawns the shards) does it */
+            } else if (gw_spawn_resize(n, err) < 0) {
                 http_error(c, 409, err, NULL);
                 return;
             }
@@ -2121,7 +2205,7 @@ void gw_conn_handoff_tick(void)
     size_t it = 0;
     bool late = false;
     while ((h = rd_map_next(&gw.handoffs, &it)))
-        if (h->pending && now - h->started_ms >= gw.cfg.handoff_timeout) {
+        if (h->started && h->pending && now - h->started_ms >= gw.cfg.handoff_timeout) {
             rd_err("msg=\"old shard did not release the object in time; moving it anyway\" object=%s "
                    "shard=%s waiting=%zu", h->key, h->from ? h->from->name : "-", h->pending);
             for (size_t i = 0; i < h->n; i++)
@@ -2132,6 +2216,7 @@ void gw_conn_handoff_tick(void)
         }
     if (late)
         handoff_finish_ready();
+    handoff_pump();
 }
 
 /* --- shard answers ------------------------------------------------------- */
@@ -2178,8 +2263,7 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
              c->shard->name);
     if (gw_route_pick(c->key, klen) != c->shard) {
         /* The set changed while it was opening: move it like the others. */
-        handoff_begin(c);
-        handoff_finish_ready();
+        handoff_late(c);
         return;
     }
     resume_reading(c);

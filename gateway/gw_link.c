@@ -211,7 +211,8 @@ static int handle_hello(gw_shard *s, const pr_msg *m)
     gw_conn_shard_up(s);
     if (s->joining) {
         gw_spawn_admit(false);
-    } else if (!s->member && !s->retiring && (!gw.cfg.shard_dir || s->present)) {
+    } else if (!s->member && !s->retiring && (!gw.cfg.shard_dir || s->present) &&
+               (gw.cfg.worker == 0 || s->listed)) {
         s->member = true;
         gw_route_update();
     }
@@ -359,6 +360,52 @@ gw_shard *gw_shard_get(const char *name, bool create)
     return s;
 }
 
+#define GW_MEMBERS_FILE "gateway.members"
+
+/* --workers: the parent publishes its routing set for its workers, so every
+ * process routes alike (and moves objects at the same moments). */
+static void write_members(void)
+{
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/%s", gw.cfg.run_dir, GW_MEMBERS_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        rd_err("msg=\"cannot write the members file\" path=%s err=\"%s\"", tmp, strerror(errno));
+        return;
+    }
+    for (size_t i = 0; i < gw.nroute; i++)
+        fprintf(f, "%s\n", gw.route[i]->name);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        rd_err("msg=\"cannot write the members file\" path=%s err=\"%s\"", path, strerror(errno));
+}
+
+/* A worker: membership is what the parent's file lists (and is up). */
+static bool read_members(void)
+{
+    char path[600], line[128];
+    snprintf(path, sizeof path, "%s/%s", gw.cfg.run_dir, GW_MEMBERS_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    for (size_t i = 0; i < gw.nshards; i++)
+        gw.shards[i]->listed = false;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0])
+            gw_shard_get(line, true)->listed = true;
+    }
+    fclose(f);
+    bool changed = false;
+    for (size_t i = 0; i < gw.nshards; i++) {
+        gw_shard *s = gw.shards[i];
+        bool want = s->listed && s->up;
+        changed |= want != s->member;
+        s->member = want;
+    }
+    return changed;
+}
+
 void gw_route_update(void)
 {
     size_t n = 0;
@@ -387,6 +434,8 @@ void gw_route_update(void)
     }
     gw.stats.set_changes++;
     rd_info("msg=\"shard set changed\" shards=%zu members=\"%s\"", gw.nroute, list);
+    if (gw.cfg.workers > 1)
+        write_members();
     if (gw.nroute)
         gw_conn_rebalance();
 }
@@ -487,6 +536,8 @@ void gw_discover_scan(void)
     }
     for (size_t i = 0; i < gw.nshards; i++)
         gw.shards[i]->index = (int)i;
+    if (gw.cfg.worker > 0)
+        changed |= read_members();
     if (changed)
         gw_route_update();
 }
@@ -495,6 +546,10 @@ void gw_link_tick(void)
 {
     if (!gw.cfg.shard_dir)
         return;
+    if (gw.cfg.worker > 0) {
+        gw_discover_scan(); /* the parent decides who leaves */
+        return;
+    }
     gw_discover_scan();
     uint64_t now = rd_mono_ms();
     bool changed = false;

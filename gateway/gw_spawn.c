@@ -15,6 +15,14 @@
 #include "rd_time.h"
 
 static struct event ev_chld;
+static bool chld_on;
+/* --workers */
+static pid_t *workers;          /* [1..n-1]; 0: not running */
+static uint64_t *worker_started;
+static size_t nworkers;
+static char **worker_argv;      /* ours, plus --worker N */
+static int worker_argc;         /* ours */
+static struct event ev_worker_restart;
 static uint64_t joining_since_ms; /* the last resize that added shards */
 
 static const char *shard_binary(void)
@@ -81,11 +89,97 @@ void gw_spawn_restart_cb(evutil_socket_t fd, short what, void *arg)
         spawn_one(s);
 }
 
+static void spawn_worker(size_t i)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%zu", i);
+    worker_argv[worker_argc + 1] = num; /* the value of the trailing --worker */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rd_err("msg=\"fork failed\" worker=%zu err=\"%s\"", i, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv("/proc/self/exe", worker_argv);
+        fprintf(stderr, "roomd-gateway: cannot start worker %zu: %s\n", i, strerror(errno));
+        _exit(127);
+    }
+    worker_argv[worker_argc + 1] = NULL;
+    workers[i] = pid;
+    worker_started[i] = rd_mono_ms();
+    rd_info("msg=\"worker started\" worker=%zu pid=%d", i, (int)pid);
+}
+
+static void worker_restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    for (size_t i = 1; i < nworkers && !gw.stopping; i++)
+        if (workers[i] == 0)
+            spawn_worker(i);
+}
+
+/* A worker died: start it again (after a second if it died young). */
+static bool worker_exited(pid_t pid, int status)
+{
+    for (size_t i = 1; i < nworkers; i++) {
+        if (workers[i] != pid)
+            continue;
+        workers[i] = 0;
+        if (gw.stopping)
+            return true;
+        rd_warn("msg=\"worker died\" worker=%zu pid=%d status=%d", i, (int)pid,
+                WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+        uint64_t ran = rd_mono_ms() - worker_started[i];
+        struct timeval tv = { ran < 1000 ? 1 : 0, ran < 1000 ? 0 : 50000 };
+        evtimer_add(&ev_worker_restart, &tv);
+        return true;
+    }
+    return false;
+}
+
+static void chld_cb(evutil_socket_t sig, short what, void *arg);
+
+static void chld_watch(void)
+{
+    if (chld_on)
+        return;
+    evsignal_assign(&ev_chld, gw.base, SIGCHLD, chld_cb, NULL);
+    evsignal_add(&ev_chld, NULL);
+    chld_on = true;
+}
+
+int gw_spawn_workers(int argc, char **argv)
+{
+    nworkers = (size_t)gw.cfg.workers;
+    workers = rd_xcalloc(nworkers, sizeof *workers);
+    worker_started = rd_xcalloc(nworkers, sizeof *worker_started);
+    worker_argc = argc;
+    worker_argv = rd_xcalloc((size_t)argc + 3, sizeof *worker_argv);
+    for (int i = 0; i < argc; i++)
+        worker_argv[i] = argv[i];
+    worker_argv[argc] = "--worker";
+    worker_argv[argc + 1] = NULL; /* the number goes here in spawn_worker */
+    worker_argv[argc + 2] = NULL;
+    evtimer_assign(&ev_worker_restart, gw.base, worker_restart_cb, NULL);
+    chld_watch();
+    for (size_t i = 1; i < nworkers; i++)
+        spawn_worker(i);
+    return 0;
+}
+
 static void chld_cb(evutil_socket_t sig, short what, void *arg)
 {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (worker_exited(pid, status))
+            continue;
         for (size_t i = 0; i < gw.nshards; i++) {
             gw_shard *s = gw.shards[i];
             if (s->pid != pid)
@@ -122,8 +216,7 @@ int gw_spawn_start(void)
 {
     if (gw.cfg.shard_dir)
         return 0; /* discovery mode: the shards are someone else's */
-    evsignal_assign(&ev_chld, gw.base, SIGCHLD, chld_cb, NULL);
-    evsignal_add(&ev_chld, NULL);
+    chld_watch();
     for (size_t i = 0; i < gw.nshards; i++)
         spawn_one(gw.shards[i]);
     return 0;
@@ -162,6 +255,7 @@ int gw_spawn_resize(size_t n, char err[RD_ERR_LEN])
             s->joining = true;
         s->retiring = false;
         s->stop_sent = false;
+        s->drained = false;
         if (s->pid == 0)
             spawn_one(s);
         if (s->fd < 0)
@@ -216,16 +310,103 @@ void gw_spawn_tick(void)
     }
     for (size_t i = 0; i < gw.nshards; i++) {
         gw_shard *s = gw.shards[i];
-        if (s->retiring && !s->stop_sent && s->pid > 0 && !gw_conn_shard_in_use(s)) {
-            rd_info("msg=\"stopping removed shard\" shard=%s pid=%d", s->name, (int)s->pid);
-            kill(s->pid, SIGTERM);
-            s->stop_sent = true;
+        if (!s->retiring || s->stop_sent || s->pid <= 0 || gw_conn_shard_in_use(s))
+            continue;
+        if (nworkers > 1 && !s->drained) {
+            /* Our workers' connections count too: ask the shard itself. */
+            if (s->up) {
+                pr_enc_info_req(&s->out, 0, "", 0);
+                gw_link_want_flush(s);
+            }
+            continue;
         }
+        rd_info("msg=\"stopping removed shard\" shard=%s pid=%d", s->name, (int)s->pid);
+        kill(s->pid, SIGTERM);
+        s->stop_sent = true;
     }
+}
+
+#define GW_RESIZE_FILE "gateway.resize"
+
+int gw_spawn_forward_resize(size_t n, char err[RD_ERR_LEN])
+{
+    if (n < 1 || n > 256) {
+        snprintf(err, RD_ERR_LEN, "shard count must be 1..256");
+        return -EINVAL;
+    }
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/%s", gw.cfg.run_dir, GW_RESIZE_FILE);
+    snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%zu\n", n) < 0 || fclose(f) != 0 || rename(tmp, path) != 0 ||
+        kill(getppid(), SIGUSR1) != 0) {
+        snprintf(err, RD_ERR_LEN, "cannot hand the resize to the main gateway process: %s", strerror(errno));
+        return -EIO;
+    }
+    return 0;
+}
+
+void gw_spawn_resize_requested(void)
+{
+    char path[600], err[RD_ERR_LEN];
+    snprintf(path, sizeof path, "%s/%s", gw.cfg.run_dir, GW_RESIZE_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    unsigned long n = 0;
+    int got = fscanf(f, "%lu", &n);
+    fclose(f);
+    unlink(path);
+    if (got == 1 && gw_spawn_resize(n, err) < 0)
+        rd_err("msg=\"shard resize from a worker refused\" err=\"%s\"", err);
+}
+
+void gw_spawn_stop_workers(void)
+{
+    for (size_t i = 1; i < nworkers; i++)
+        if (workers[i] > 0)
+            kill(workers[i], SIGTERM);
+}
+
+/* Workers drain their own clients (they got SIGTERM with ours); the shards
+ * stay up until they are done. */
+static void wait_workers(void)
+{
+    if (!nworkers)
+        return;
+    evtimer_del(&ev_worker_restart);
+    uint64_t until = rd_mono_ms() + gw.cfg.drain_timeout + 3000;
+    for (;;) {
+        size_t alive = 0;
+        for (size_t i = 1; i < nworkers; i++) {
+            if (workers[i] > 0 && waitpid(workers[i], NULL, WNOHANG) == workers[i])
+                workers[i] = 0;
+            alive += workers[i] > 0;
+        }
+        if (!alive)
+            break;
+        if (rd_mono_ms() > until) {
+            for (size_t i = 1; i < nworkers; i++)
+                if (workers[i] > 0) {
+                    kill(workers[i], SIGKILL);
+                    waitpid(workers[i], NULL, 0);
+                    workers[i] = 0;
+                }
+            break;
+        }
+        usleep(20000);
+    }
+    free(workers);
+    free(worker_started);
+    free(worker_argv);
+    workers = NULL;
+    nworkers = 0;
 }
 
 void gw_spawn_stop(void)
 {
+    gw_spawn_stop_workers();
+    wait_workers();
     for (size_t i = 0; i < gw.nshards; i++) {
         evtimer_del(&gw.shards[i]->ev_restart);
         if (gw.shards[i]->pid > 0)
@@ -254,5 +435,7 @@ void gw_spawn_stop(void)
         }
         usleep(20000);
     }
-    evsignal_del(&ev_chld);
+    if (chld_on)
+        evsignal_del(&ev_chld);
+    chld_on = false;
 }

@@ -50,8 +50,17 @@ static const rd_cfg_opt gateway_opts[] = {
         "discovery mode: a shard unreachable this long leaves the set and its objects move"),
     OPT("handoff-timeout", RD_CFG_MS, handoff_timeout, "10s", 100, 3600000, "DURATION",
         "when the shard set changes, how long a moving object waits for its old shard to let go"),
+    OPT("handoff-concurrency", RD_CFG_INT, handoff_concurrency, "8", 1, 100000, "N",
+        "objects moved at once when the shard set changes; the others keep being served by their "
+        "old shard until their turn (a moving object's clients wait for its old shard to let go)"),
     OPT("admin-key", RD_CFG_STR, admin_key, NULL, 0, 0, "KEY",
         "API key for /admin/... (Authorization: Bearer KEY); unset: the admin API is off"),
+    OPT("workers", RD_CFG_INT, workers, "1", 1, 64, "N",
+        "gateway processes sharing the listening ports (SO_REUSEPORT), for more cores; this one "
+        "spawns the shards, the others follow their sockets in --run-dir"),
+    OPT("reuseport", RD_CFG_BOOL, reuseport, "false", 0, 0, NULL,
+        "set SO_REUSEPORT on the listeners, so independent gateways can share a port (on with --workers)"),
+    OPT("worker", RD_CFG_INT, worker, "0", 0, 64, "N", "internal: set on the processes --workers starts"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),
@@ -169,6 +178,8 @@ static int listen_on(const char *spec, char err[RD_ERR_LEN])
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (gw.cfg.reuseport || gw.cfg.workers > 1)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
             break;
         e = errno;
@@ -240,6 +251,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     SSL_CTX_free(gw.ssl_ctx);
     gw.ssl_ctx = ctx;
     rd_info("msg=\"certificate reloaded\" cert=%s", gw.cfg.cert);
+}
+
+static void on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+    gw_spawn_resize_requested();
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -391,6 +407,16 @@ int main(int argc, char **argv)
         gethostname(host, sizeof host - 1);
         snprintf(gw.name, sizeof gw.name, "gw-%s-%d", host, (int)getpid());
     }
+    if (gw.cfg.worker > 0) {
+        /* One of a --workers parent's: the parent's shards, found by their
+         * sockets; no spawning, no workers of its own. */
+        size_t nl = strlen(gw.name);
+        snprintf(gw.name + nl, sizeof gw.name - nl, "-w%lld", (long long)gw.cfg.worker);
+        if (!gw.cfg.shard_dir)
+            gw.cfg.shard_dir = strdup(gw.cfg.run_dir);
+        gw.cfg.workers = 1;
+        gw.cfg.reuseport = true;
+    }
     if (strcmp(gw.cfg.log_format, "logfmt") != 0 && strcmp(gw.cfg.log_format, "json") != 0) {
         snprintf(err, sizeof err, "--log-format: '%s' is not 'logfmt' or 'json'", gw.cfg.log_format);
         goto fail_cfg;
@@ -442,9 +468,11 @@ int main(int argc, char **argv)
     event_assign(&gw.ev_tick, gw.base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tick = { 0, 250000 };
     event_add(&gw.ev_tick, &tick);
-    struct event ev_term, ev_int, ev_hup;
+    struct event ev_term, ev_int, ev_hup, ev_usr1;
     evsignal_assign(&ev_hup, gw.base, SIGHUP, on_hup, NULL);
     evsignal_add(&ev_hup, NULL);
+    evsignal_assign(&ev_usr1, gw.base, SIGUSR1, on_usr1, NULL);
+    evsignal_add(&ev_usr1, NULL);
     evsignal_assign(&ev_term, gw.base, SIGTERM, on_stop_signal, NULL);
     evsignal_assign(&ev_int, gw.base, SIGINT, on_stop_signal, NULL);
     evsignal_add(&ev_term, NULL);
@@ -457,6 +485,10 @@ int main(int argc, char **argv)
         make_spawn_shards();
         gw_spawn_start();
         gw_link_init();
+    }
+    if (gw.cfg.workers > 1 && gw_spawn_workers(argc, argv) < 0) {
+        snprintf(err, sizeof err, "cannot start the workers");
+        goto fail;
     }
     gw_route_update();
     rd_info("msg=\"gateway ready\" name=%s listen=%s tls_listen=%s shards=%zu mode=%s pid=%d", gw.name,
@@ -473,7 +505,9 @@ int main(int argc, char **argv)
     }
 
     /* Stop accepting, say goodbye to every client, and give the close
-     * frames a bounded moment to leave before the rest are cut. */
+     * frames a bounded moment to leave before the rest are cut. The
+     * workers do the same with theirs at the same time. */
+    gw_spawn_stop_workers();
     for (int i = 0; i < 2; i++)
         if (gw.listen_fd[i] >= 0) {
             event_del(&gw.ev_listen[i]);
@@ -499,6 +533,7 @@ int main(int argc, char **argv)
     evsignal_del(&ev_term);
     evsignal_del(&ev_int);
     evsignal_del(&ev_hup);
+    evsignal_del(&ev_usr1);
     for (size_t i = 0; i < gw.norigins; i++)
         free(gw.origins[i]);
     free(gw.origins);

@@ -399,6 +399,18 @@ int pr_enc_frame(rd_buf *b, int type, uint64_t conn, unsigned opcode,
     return pr_frame_end(b, start);
 }
 
+int pr_enc_info_req(rd_buf *b, uint64_t req, const char *key, size_t len)
+{
+    if (len > PR_FRAME_MAX)
+        return -EMSGSIZE;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 3);
+    pr_mp_put_uint(b, PR_INFO);
+    pr_mp_put_uint(b, req);
+    pr_mp_put_str(b, key, len);
+    return pr_frame_end(b, start);
+}
+
 int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[6])
 {
     size_t start = pr_frame_begin(b);

@@ -196,6 +196,7 @@ int pr_enc_close(rd_buf *b, uint64_t conn, unsigned code, const char *reason, si
 int pr_enc_frame(rd_buf *b, int type /* PR_FRAME or PR_SEND */, uint64_t conn, unsigned opcode,
                  const void *payload, size_t len);
 int pr_enc_ping(rd_buf *b, int type /* PR_PING or PR_PONG */, uint64_t token);
+int pr_enc_info_req(rd_buf *b, uint64_t req, const char *key, size_t len);
 /* counts: objects, hibernated, conns, found, key_hibernated, key_conns */
 int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[6]);
 

@@ -736,6 +736,11 @@ void sh_store_close(sh_store *st)
             sqlite3_step(st->q[Q_ROLLBACK]);
         for (int i = 0; i < Q_COUNT; i++)
             sqlite3_finalize(st->q[i]);
+        /* No checkpoint on close: it would write and fsync the database
+         * file, and closing is on the path of hibernation and of handing an
+         * object to another shard. The WAL stays and the next open (here
+         * or on the new owner) reads it; SQLite checkpoints it as it grows. */
+        sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         sqlite3_close_v2(st->db);
     }
     /* The database is closed before the lock goes, so a new owner never

@@ -1126,12 +1126,7 @@ static void test_handoff_messages(void)
     RD_CHECK_MEM(m.u.detach.key.p, m.u.detach.key.n, "echo/x", 6);
     rd_buf_reset(&b, 0);
 
-    start = pr_frame_begin(&b);
-    pr_mp_put_array(&b, 3);
-    pr_mp_put_uint(&b, PR_INFO);
-    pr_mp_put_uint(&b, 9);
-    pr_mp_put_str(&b, "", 0);
-    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(pr_enc_info_req(&b, 9, "", 0), 0);
     RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
     RD_CHECK(m.type == PR_INFO && m.u.info.req == 9 && m.u.info.key.n == 0);
     rd_buf_reset(&b, 0);
