@@ -1,4 +1,18 @@
-# Shared by bench/run.sh and bench/compress_cpu.sh (sourced, not run).
+# Shared by bench/run.sh, bench/compress_cpu.sh and bench/federation.sh
+# (sourced, not run).
+
+# build_release DIR LOG [TARGET...]: the release build in DIR (meson setup on
+# first use, then ninja); on failure the log's tail and exit 1.
+build_release() {
+    local dir=$1 log=$2
+    shift 2
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" -Dbuildtype=release >/dev/null ||
+            { echo "$(basename "$0"): meson setup $dir failed" >&2; exit 1; }
+    fi
+    ninja -C "$dir" "$@" >"$dir/$log" 2>&1 ||
+        { tail -30 "$dir/$log"; echo "$(basename "$0"): ninja -C $dir failed (--no-build uses the existing binaries)" >&2; exit 1; }
+}
 
 free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

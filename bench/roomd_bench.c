@@ -8,6 +8,12 @@
  *   roomd-bench echo   --url ws://127.0.0.1:8080/echo/bench --conns C --duration S
  *   roomd-bench fanout --url ws://127.0.0.1:8080/chat/room --rooms R --members M
  *                      --publishers P --rate N --duration S
+ *                      [--cross-url ws://127.0.0.1:8081]
+ *
+ * --cross-url (federation): every other non-publishing member connects to a
+ * second server (another cell sharing the first one's Redis) and its
+ * deliveries go to a histogram of their own, so in-cell and cross-cell
+ * latency come from the same run under the same load.
  *
  * Hot path design: one shared 64 KiB read buffer (a connection only keeps the
  * bytes of an incomplete frame between reads), many frames parsed per read,
@@ -298,6 +304,7 @@ typedef struct {
     uint32_t id;
     uint8_t state;
     bool dirty, ev_out, outstanding, is_pub, in_frag;
+    bool cross;    /* connected to --cross-url */
     bool pmd;      /* permessage-deflate negotiated */
     bool frag_z;   /* the message being reassembled is compressed (RSV1) */
     uint8_t pmd_cwb; /* client_max_window_bits the server allows us (9..15) */
@@ -313,14 +320,19 @@ typedef struct {
     char key[32];
 } conn;
 
-static struct {
-    /* config */
-    int mode;
-    const char *url;
-    const char *message; /* echo --message: fixed request, any reply counts */
+/* Where connections go: --url, and --cross-url for the cross-cell members. */
+typedef struct {
     char host[256], port[16], authority[300], path[1024];
     struct sockaddr_storage addr;
     socklen_t addrlen;
+} endpoint;
+
+static struct {
+    /* config */
+    int mode;
+    const char *url, *cross_url;
+    const char *message; /* echo --message: fixed request, any reply counts */
+    endpoint ep0, epx;
     uint32_t conns, rooms, members, publishers, size, max_hs;
     uint32_t objects;           /* echo: spread over this many objects (0: one) */
     double duration, warmup, settle, rate, connect_timeout, drain_timeout;
@@ -353,6 +365,8 @@ static struct {
 
     /* stats */
     hist h;
+    hist hx;             /* deliveries to --cross-url members */
+    uint64_t delivered_x;
     uint64_t rt_count, outstanding, mismatched, corrupt, malformed;
     uint64_t sent, send_skipped, expected, delivered, delivered_win, dups, reordered, unexpected;
     uint64_t proto_errors, pings, bytes_in, bytes_out;
@@ -869,8 +883,9 @@ static void on_fanout_msg(conn *c, const uint8_t *m, size_t n)
         G.reordered++; /* arrived after a higher seq (older than 64: assumed unique) */
     }
     G.delivered++;
+    G.delivered_x += c->cross;
     if (ts >= G.warm_end) {
-        h_record(&G.h, G.now > ts ? G.now - ts : 0u);
+        h_record(c->cross ? &G.hx : &G.h, G.now > ts ? G.now - ts : 0u);
         if (G.now <= G.run_end)
             G.delivered_win++;
     }
@@ -1144,7 +1159,8 @@ static void conn_start(conn *c)
 {
     c->state = ST_CONNECTING;
     G.inflight++;
-    int fd = socket(G.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const endpoint *e = c->cross ? &G.epx : &G.ep0;
+    int fd = socket(e->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         conn_errno(c, "socket", errno);
         return;
@@ -1161,7 +1177,7 @@ static void conn_start(conn *c)
         return;
     }
     c->ev_out = true;
-    if (connect(fd, (const struct sockaddr *)&G.addr, G.addrlen) < 0 && errno != EINPROGRESS)
+    if (connect(fd, (const struct sockaddr *)&e->addr, e->addrlen) < 0 && errno != EINPROGRESS)
         conn_errno(c, "connect", errno);
 }
 
@@ -1190,11 +1206,11 @@ static void conn_on_connect(conn *c)
     b64_encode(raw, sizeof raw, c->key);
     char path[1100];
     if (G.mode == MODE_FANOUT)
-        snprintf(path, sizeof path, "%s-%" PRIu32, G.path, c->room);
+        snprintf(path, sizeof path, "%s-%" PRIu32, G.ep0.path, c->room);
     else if (G.objects)
-        snprintf(path, sizeof path, "%s-%" PRIu32, G.path, c->id % G.objects);
+        snprintf(path, sizeof path, "%s-%" PRIu32, G.ep0.path, c->id % G.objects);
     else
-        snprintf(path, sizeof path, "%s", G.path);
+        snprintf(path, sizeof path, "%s", G.ep0.path);
     uint8_t *p = wbuf_reserve(c, 2048);
     int n = snprintf((char *)p, 2048,
                      "GET %s HTTP/1.1\r\n"
@@ -1206,7 +1222,7 @@ static void conn_on_connect(conn *c)
                      "%s"
                      "User-Agent: roomd-bench\r\n"
                      "\r\n",
-                     path, G.authority, c->key,
+                     path, (c->cross ? &G.epx : &G.ep0)->authority, c->key,
                      G.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
                                : "");
     if (n < 0 || n >= 2048) {
@@ -1807,6 +1823,16 @@ static void report(FILE *out)
             fprintf(out, "  %-22s %.3f ms\n", pn[i], (double)h_percentile(h, pc[i]) / 1e6);
         fprintf(out, "  %-22s %.3f ms\n", "latency max", (double)h->max / 1e6);
         fprintf(out, "  %-22s %.3f ms\n", "latency mean", h_mean(h) / 1e6);
+        if (G.cross_url) {
+            fprintf(out, "  %-22s %" PRIu64 " of the deliveries, via %s\n", "cross-cell", G.delivered_x,
+                    G.cross_url);
+            static const char *const xn[] = {"x-cell latency p50", "x-cell latency p90",
+                                             "x-cell latency p99", "x-cell latency p99.9"};
+            for (unsigned i = 0; i < 4; i++)
+                fprintf(out, "  %-22s %.3f ms\n", xn[i], (double)h_percentile(&G.hx, pc[i]) / 1e6);
+            fprintf(out, "  %-22s %.3f ms\n", "x-cell latency max", (double)G.hx.max / 1e6);
+            fprintf(out, "  %-22s %.3f ms\n", "x-cell latency mean", h_mean(&G.hx) / 1e6);
+        }
     }
     fprintf(out, "  %-22s %" PRIu64 " protocol errors, %" PRIu32 " close timeouts, %" PRIu64
                  " pings\n",
@@ -1916,13 +1942,24 @@ static void report_json(FILE *out, bool ok)
                 ",\"deliveries_per_s\":%.3f,\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
                 ",\"reordered\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"malformed\":%" PRIu64
                 ",\"corrupt\":%" PRIu64 ",\"latency_ms_p50\":%.3f,\"latency_ms_p90\":%.3f,\"latency_ms_p99\":%.3f"
-                ",\"latency_ms_p999\":%.3f,\"latency_ms_max\":%.3f,\"latency_ms_mean\":%.3f}\n",
+                ",\"latency_ms_p999\":%.3f,\"latency_ms_max\":%.3f,\"latency_ms_mean\":%.3f",
                 G.rooms, G.members, G.publishers, G.rate, G.sent,
                 G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped,
                 G.expected, G.delivered, (double)G.delivered_win / ms, lost, G.dups, G.reordered,
                 G.unexpected, G.malformed, G.corrupt, (double)h_percentile(h, 50) / 1e6,
                 (double)h_percentile(h, 90) / 1e6, (double)h_percentile(h, 99) / 1e6,
                 (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6);
+        if (G.cross_url) {
+            const hist *x = &G.hx;
+            fprintf(out,
+                    ",\"delivered_x\":%" PRIu64 ",\"xlatency_ms_p50\":%.3f"
+                    ",\"xlatency_ms_p90\":%.3f,\"xlatency_ms_p99\":%.3f,\"xlatency_ms_p999\":%.3f"
+                    ",\"xlatency_ms_max\":%.3f,\"xlatency_ms_mean\":%.3f",
+                    G.delivered_x, (double)h_percentile(x, 50) / 1e6, (double)h_percentile(x, 90) / 1e6,
+                    (double)h_percentile(x, 99) / 1e6, (double)h_percentile(x, 99.9) / 1e6,
+                    (double)x->max / 1e6, h_mean(x) / 1e6);
+        }
+        fputs("}\n", out);
     }
 }
 
@@ -2111,6 +2148,10 @@ static void usage(FILE *out)
           "  --publishers P         publishing members per room, 1..M (default: 1)\n"
           "  --rate N               messages/s in total across all publishers (default: 1000)\n"
           "  --settle S             pause between all-connected and publishing (default: 0.5)\n"
+          "  --cross-url URL        federation: every other non-publishing member connects\n"
+          "                         to this ws:// host:port instead (another cell on the\n"
+          "                         same Redis; same path); their latency is reported\n"
+          "                         apart (\"cross-cell\"; JSON: xlatency_ms_*) (default: none)\n"
           "\n"
           "exit status: 0 ok; 1 a connection failed to connect, closed unexpectedly or\n"
           "hit a protocol error, or the run was interrupted (SIGINT/SIGTERM) - the\n"
@@ -2138,7 +2179,7 @@ static uint32_t parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t 
     return (uint32_t)v;
 }
 
-static void parse_url(const char *url)
+static void parse_url(const char *url, endpoint *e)
 {
     if (strncmp(url, "wss://", 6) == 0)
         die("wss:// is not supported (plaintext ws:// only)");
@@ -2147,48 +2188,48 @@ static void parse_url(const char *url)
     const char *a = url + 5;
     const char *slash = strchr(a, '/');
     size_t al = slash ? (size_t)(slash - a) : strlen(a);
-    if (al == 0 || al >= sizeof G.authority)
+    if (al == 0 || al >= sizeof e->authority)
         die("bad host in URL: %s", url);
-    memcpy(G.authority, a, al);
-    G.authority[al] = '\0';
+    memcpy(e->authority, a, al);
+    e->authority[al] = '\0';
     const char *path = slash ? slash : "/";
-    if (strlen(path) >= sizeof G.path - 16u)
+    if (strlen(path) >= sizeof e->path - 16u)
         die("URL path too long");
-    snprintf(G.path, sizeof G.path, "%s", path);
+    snprintf(e->path, sizeof e->path, "%s", path);
 
     const char *portp = NULL;
     size_t hl;
-    if (G.authority[0] == '[') {
-        const char *rb = strchr(G.authority, ']');
+    if (e->authority[0] == '[') {
+        const char *rb = strchr(e->authority, ']');
         if (!rb)
             die("bad IPv6 host in URL: %s", url);
-        hl = (size_t)(rb - G.authority - 1);
-        memcpy(G.host, G.authority + 1, hl);
+        hl = (size_t)(rb - e->authority - 1);
+        memcpy(e->host, e->authority + 1, hl);
         if (rb[1] == ':')
             portp = rb + 2;
         else if (rb[1])
             die("bad host in URL: %s", url);
     } else {
-        const char *colon = strchr(G.authority, ':');
-        hl = colon ? (size_t)(colon - G.authority) : al;
-        memcpy(G.host, G.authority, hl);
+        const char *colon = strchr(e->authority, ':');
+        hl = colon ? (size_t)(colon - e->authority) : al;
+        memcpy(e->host, e->authority, hl);
         if (colon)
             portp = colon + 1;
     }
-    G.host[hl] = '\0';
-    snprintf(G.port, sizeof G.port, "%s", portp && *portp ? portp : "80");
-    if (!G.host[0])
+    e->host[hl] = '\0';
+    snprintf(e->port, sizeof e->port, "%s", portp && *portp ? portp : "80");
+    if (!e->host[0])
         die("bad host in URL: %s", url);
 
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(G.host, G.port, &hints, &res);
+    int rc = getaddrinfo(e->host, e->port, &hints, &res);
     if (rc != 0 || !res)
-        die("cannot resolve %s:%s: %s", G.host, G.port, gai_strerror(rc));
-    memcpy(&G.addr, res->ai_addr, res->ai_addrlen);
-    G.addrlen = res->ai_addrlen;
+        die("cannot resolve %s:%s: %s", e->host, e->port, gai_strerror(rc));
+    memcpy(&e->addr, res->ai_addr, res->ai_addrlen);
+    e->addrlen = res->ai_addrlen;
     freeaddrinfo(res);
 }
 
@@ -2262,7 +2303,7 @@ int main(int argc, char **argv)
 
     enum { O_URL = 256, O_CONNS, O_DUR, O_SIZE, O_WARM, O_ROOMS, O_MEMB, O_PUBS, O_RATE, O_SETTLE,
            O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP, O_PAYLOAD, O_DEFLATE, O_DEFLATE_RO,
-           O_CPU_PIDS, O_MESSAGE, O_OBJECTS };
+           O_CPU_PIDS, O_MESSAGE, O_OBJECTS, O_CROSS };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -2286,6 +2327,7 @@ int main(int argc, char **argv)
         {"cpu-pids", required_argument, NULL, O_CPU_PIDS},
         {"message", required_argument, NULL, O_MESSAGE},
         {"objects", required_argument, NULL, O_OBJECTS},
+        {"cross-url", required_argument, NULL, O_CROSS},
         {NULL, 0, NULL, 0},
     };
     bool echo_opt = false, fan_opt = false, size_set = false;
@@ -2296,6 +2338,7 @@ int main(int argc, char **argv)
         case O_URL: G.url = optarg; break;
         case O_MESSAGE: G.message = optarg; echo_opt = true; break;
         case O_OBJECTS: G.objects = parse_u32("objects", optarg, 1, 1000000); echo_opt = true; break;
+        case O_CROSS: G.cross_url = optarg; fan_opt = true; break;
         case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
         case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
         case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = true; break;
@@ -2344,7 +2387,14 @@ int main(int argc, char **argv)
     }
     if (!self_test())
         die("internal self-test failed (SHA-1/base64/histogram)");
-    parse_url(G.url);
+    parse_url(G.url, &G.ep0);
+    if (G.cross_url) {
+        parse_url(G.cross_url, &G.epx);
+        if (G.mode != MODE_FANOUT)
+            die("--cross-url only applies to fanout");
+        if (G.members < G.publishers + 2)
+            die("--cross-url needs --members >= --publishers + 2 (receivers in both cells)");
+    }
     raise_nofile(G.conns + 64u);
 
     struct sigaction sa;
@@ -2404,6 +2454,7 @@ int main(int argc, char **argv)
             c->room = i / G.members;
             c->member = i % G.members;
             c->is_pub = c->member < G.publishers;
+            c->cross = G.cross_url && !c->is_pub && (c->member - G.publishers) % 2 == 1;
             c->trk = G.trk + (size_t)i * G.publishers;
             if (c->is_pub)
                 G.pubs[c->room * G.publishers + c->member] = i;
@@ -2412,7 +2463,7 @@ int main(int argc, char **argv)
 
     if (!G.quiet)
         fprintf(stderr, "roomd-bench: connecting %" PRIu32 " connections to %s:%s ...\n", G.conns,
-                G.host, G.port);
+                G.ep0.host, G.ep0.port);
     phase_connect();
     if (G.n_opened > G.n_lost && !g_stop) {
         if (!G.quiet)

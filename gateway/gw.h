@@ -163,7 +163,7 @@ struct gw_shard {
     bool full;                /* out above the high watermark: feeding clients paused */
     uint64_t down_since_ms;   /* link lost at (monotonic); 0 while up */
     uint8_t fed;              /* federation state from the last PONG: 0 off, 1 ok, 2 degraded */
-    uint64_t fed_published, fed_dropped, fed_received, fed_gaps; /* from the last PONG */
+    uint64_t fed_published, fed_dropped, fed_received, fed_gaps, fed_hangs; /* from the last PONG */
     uint64_t objects_live, objects_hibernated;                  /* from the last PONG */
     rd_hist commit_hist, event_hist, fed_lag_hist;              /* from the last PONG */
     struct gw_conn *paused;   /* clients waiting for this link to drain */
@@ -214,6 +214,7 @@ typedef struct gw_config {
     char *hibernate_after;    /* passed to shards as text */
     char *durability;
     char *redis;              /* spawn mode: passed to shards (federation), NULL: off */
+    char *redis_timeout;      /* passed to shards as text */
     int64_t max_per_ip;
     uint64_t idle_timeout;
     int64_t msg_rate;

@@ -643,6 +643,7 @@ void gw_metrics_render(rd_buf *b)
         { "roomd_federation_dropped_total", "Broadcasts not published (Redis down or behind).", offsetof(gw_shard, fed_dropped) },
         { "roomd_federation_received_total", "Envelopes received from Redis.", offsetof(gw_shard, fed_received) },
         { "roomd_federation_gaps_total", "Messages missing in the sequences received.", offsetof(gw_shard, fed_gaps) },
+        { "roomd_federation_hangs_total", "Redis connections dropped for missing their reply deadline.", offsetof(gw_shard, fed_hangs) },
     };
     for (size_t k = 0; k < sizeof fedm / sizeof fedm[0]; k++)
         for (size_t i = 0; i < gw.nshards; i++) {
@@ -2086,8 +2087,8 @@ static void admin_reply(gw_conn *c)
 void gw_conn_on_info(gw_shard *s, const pr_msg *m)
 {
     if (m->u.info_res.req == 0) { /* gw_spawn_tick's: may a retiring shard stop? */
-        if (s->retiring && m->u.info_res.conns == 0)
-            s->drained = true;
+        if (s->retiring && m->u.info_res.conns == 0 && m->u.info_res.alarms == 0)
+            s->drained = true; /* nobody's connections, no alarm left to hand over */
         return;
     }
     gw_conn *c = rd_map_get(&gw.conns, m->u.info_res.req);

@@ -175,6 +175,44 @@ static void link_write_cb(evutil_socket_t fd, short what, void *arg)
     link_write(arg);
 }
 
+/* Tell s the routing set: shards move the alarms of objects they no longer
+ * own to the owners (through us: ALARM_MOVE / ALARM_MOVED). */
+static void send_set(gw_shard *s)
+{
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 2);
+    pr_mp_put_uint(b, PR_SET);
+    pr_mp_put_array(b, (uint32_t)gw.nroute);
+    for (size_t i = 0; i < gw.nroute; i++)
+        pr_mp_put_str(b, gw.route_names[i], strlen(gw.route_names[i]));
+    pr_frame_end(b, start);
+    gw_link_want_flush(s);
+}
+
+/* An alarm changing hands: ALARM_MOVE goes to the key's owner, ALARM_MOVED
+ * back to the shard it names. */
+static void relay_alarm(gw_shard *s, const pr_msg *m)
+{
+    gw_shard *to;
+    pr_str k = m->u.alarm.key;
+    if (m->type == PR_ALARM_MOVE) {
+        to = gw_route_pick(k.p, k.n);
+        if (!to || to == s || !to->up)
+            return; /* the giver offers it again later */
+        pr_enc_alarm(&to->out, PR_ALARM_MOVE, k.p, k.n, m->u.alarm.at, m->u.alarm.retries, s->name,
+                     strlen(s->name));
+    } else {
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)m->u.alarm.shard.n, m->u.alarm.shard.p);
+        to = gw_shard_get(name, false);
+        if (!to || !to->up)
+            return;
+        pr_enc_alarm(&to->out, PR_ALARM_MOVED, k.p, k.n, m->u.alarm.at, 0, to->name, strlen(to->name));
+    }
+    gw_link_want_flush(to);
+}
+
 static void free_classes(gw_shard *s)
 {
     for (size_t i = 0; i < s->nclasses; i++)
@@ -209,6 +247,8 @@ static int handle_hello(gw_shard *s, const pr_msg *m)
     s->down_since_ms = 0;
     rd_info("msg=\"shard link up\" shard=%s classes=%zu", s->name, s->nclasses);
     gw_conn_shard_up(s);
+    if (gw.nroute)
+        send_set(s);
     if (s->joining) {
         gw_spawn_admit(false);
     } else if (!s->member && !s->retiring && (!gw.cfg.shard_dir || s->present) &&
@@ -271,6 +311,10 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
     case PR_INFO_RES:
         gw_conn_on_info(s, &m);
         return;
+    case PR_ALARM_MOVE:
+    case PR_ALARM_MOVED:
+        relay_alarm(s, &m);
+        return;
     case PR_PING:
         pr_enc_ping(&s->out, PR_PONG, m.u.ping.token);
         gw_link_want_flush(s);
@@ -281,6 +325,7 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         s->fed_dropped = m.u.ping.dropped;
         s->fed_received = m.u.ping.received;
         s->fed_gaps = m.u.ping.gaps;
+        s->fed_hangs = m.u.ping.hangs;
         s->objects_live = m.u.ping.live;
         s->objects_hibernated = m.u.ping.hibernated;
         /* An older shard sends none (the histograms read as empty). */
@@ -434,6 +479,9 @@ void gw_route_update(void)
     }
     gw.stats.set_changes++;
     rd_info("msg=\"shard set changed\" shards=%zu members=\"%s\"", gw.nroute, list);
+    for (size_t i = 0; i < gw.nshards; i++)
+        if (gw.shards[i]->up)
+            send_set(gw.shards[i]);
     if (gw.cfg.workers > 1)
         write_members();
     if (gw.nroute)

@@ -62,8 +62,9 @@ static void spawn_one(gw_shard *s)
                            "--data-dir", gw.cfg.data_dir, "--log-level", gw.cfg.log_level,
                            "--log-format", gw.cfg.log_format,
                            "--hibernate-after", gw.cfg.hibernate_after,
-                           "--durability", gw.cfg.durability };
-        int n = 15;
+                           "--durability", gw.cfg.durability,
+                           "--redis-timeout", gw.cfg.redis_timeout };
+        int n = 17;
         for (size_t i = 0; gw.cfg.modules && gw.cfg.modules[i] && n < 61; i++) {
             argv[n++] = "--module";
             argv[n++] = gw.cfg.modules[i];
@@ -312,8 +313,9 @@ void gw_spawn_tick(void)
         gw_shard *s = gw.shards[i];
         if (!s->retiring || s->stop_sent || s->pid <= 0 || gw_conn_shard_in_use(s))
             continue;
-        if (nworkers > 1 && !s->drained) {
-            /* Our workers' connections count too: ask the shard itself. */
+        if (!s->drained) {
+            /* Other gateways' connections (our workers') count too, and its
+             * alarms must have moved: ask the shard itself. */
             if (s->up) {
                 pr_enc_info_req(&s->out, 0, "", 0);
                 gw_link_want_flush(s);

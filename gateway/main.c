@@ -61,6 +61,9 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("reuseport", RD_CFG_BOOL, reuseport, "false", 0, 0, NULL,
         "set SO_REUSEPORT on the listeners, so independent gateways can share a port (on with --workers)"),
     OPT("worker", RD_CFG_INT, worker, "0", 0, 64, "N", "internal: set on the processes --workers starts"),
+    OPT("redis-timeout", RD_CFG_STR, redis_timeout, "2s", 0, 0, "DURATION",
+        "spawn mode: passed to every shard: a Redis connection waiting this long for a reply is "
+        "hung: dropped and reconnected"),
     OPT("run-dir", RD_CFG_STR, run_dir, "./run", 0, 0, "DIR", "directory of the shard sockets"),
     OPT("data-dir", RD_CFG_STR, data_dir, "./data", 0, 0, "DIR", "object storage, passed to shards"),
     OPT("name", RD_CFG_STR, name, NULL, 0, 0, "NAME", "gateway name in logs and shard links; unset: gw-<host>-<pid>"),
@@ -363,6 +366,12 @@ int main(int argc, char **argv)
     uint64_t hib;
     if (rd_parse_ms(gw.cfg.hibernate_after, &hib) < 0) {
         snprintf(err, sizeof err, "--hibernate-after: '%s' is not a duration (e.g. 10s)", gw.cfg.hibernate_after);
+        goto fail_cfg;
+    }
+    uint64_t rto;
+    if (rd_parse_ms(gw.cfg.redis_timeout, &rto) < 0 || rto < 100 || rto > 600000) {
+        snprintf(err, sizeof err, "--redis-timeout: '%s' is not a duration from 100ms to 10m",
+                 gw.cfg.redis_timeout);
         goto fail_cfg;
     }
     if (gw.cfg.redis && gw.cfg.redis[0]) {

@@ -47,7 +47,7 @@ struct pr_field {
     const char *name;
 };
 
-#define PR_MAX_FIELDS 11
+#define PR_MAX_FIELDS 12
 
 struct pr_desc {
     const char *name;
@@ -89,9 +89,9 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
         F(K_UINT, http_res, req), F(K_UINT, http_res, status), F(K_KV_LIST, http_res, headers),
         F(K_BIN, http_res, body) } },
     [PR_PING] = { "PING", 1, { F(K_UINT, ping, token) } },
-    [PR_PONG] = { "PONG", 11, { F(K_UINT, ping, token), F(K_UINT, ping, status), F(K_UINT, ping, published),
-        F(K_UINT, ping, dropped), F(K_UINT, ping, received), F(K_UINT, ping, gaps), F(K_UINT, ping, live),
-        F(K_UINT, ping, hibernated), F(K_UINT_LIST, ping, commit_hist), F(K_UINT_LIST, ping, event_hist),
+    [PR_PONG] = { "PONG", 12, { F(K_UINT, ping, token), F(K_UINT, ping, status), F(K_UINT, ping, published),
+        F(K_UINT, ping, dropped), F(K_UINT, ping, received), F(K_UINT, ping, gaps), F(K_UINT, ping, hangs),
+        F(K_UINT, ping, live), F(K_UINT, ping, hibernated), F(K_UINT_LIST, ping, commit_hist), F(K_UINT_LIST, ping, event_hist),
         F(K_UINT_LIST, ping, fed_lag_hist) }, 1 },
     [PR_META] = { "META", 4, {
         F(K_UINT, meta, conn), F(K_UINT, meta, what), F(K_BIN, meta, attachment),
@@ -105,10 +105,15 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_DETACH] = { "DETACH", 2, { F(K_STR, detach, key), F(K_UINT_LIST, detach, conns) } },
     [PR_DETACHED] = { "DETACHED", 2, { F(K_STR, detach, key), F(K_UINT_LIST, detach, conns) } },
     [PR_INFO] = { "INFO", 2, { F(K_UINT, info, req), F(K_STR, info, key) } },
-    [PR_INFO_RES] = { "INFO_RES", 7, {
+    [PR_INFO_RES] = { "INFO_RES", 8, {
         F(K_UINT, info_res, req), F(K_UINT, info_res, objects), F(K_UINT, info_res, hibernated),
         F(K_UINT, info_res, conns), F(K_UINT, info_res, found), F(K_UINT, info_res, key_hibernated),
-        F(K_UINT, info_res, key_conns) } },
+        F(K_UINT, info_res, key_conns), F(K_UINT, info_res, alarms) }, 7 },
+    [PR_SET] = { "SET", 1, { F(K_STR_LIST, set, members) } },
+    [PR_ALARM_MOVE] = { "ALARM_MOVE", 4, {
+        F(K_STR, alarm, key), F(K_UINT, alarm, at), F(K_UINT, alarm, retries), F(K_STR, alarm, shard) } },
+    [PR_ALARM_MOVED] = { "ALARM_MOVED", 3, {
+        F(K_STR, alarm, key), F(K_UINT, alarm, at), F(K_STR, alarm, shard) } },
 };
 
 #undef F
@@ -411,14 +416,32 @@ int pr_enc_info_req(rd_buf *b, uint64_t req, const char *key, size_t len)
     return pr_frame_end(b, start);
 }
 
-int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[6])
+int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[7])
 {
     size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 8);
+    pr_mp_put_array(b, 9);
     pr_mp_put_uint(b, PR_INFO_RES);
     pr_mp_put_uint(b, req);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         pr_mp_put_uint(b, counts[i]);
+    return pr_frame_end(b, start);
+}
+
+int pr_enc_alarm(rd_buf *b, int type, const char *key, size_t klen, uint64_t at, uint64_t retries,
+                 const char *shard, size_t slen)
+{
+    if (type != PR_ALARM_MOVE && type != PR_ALARM_MOVED)
+        return -EINVAL;
+    if (klen > PR_FRAME_MAX || slen > PR_FRAME_MAX)
+        return -EMSGSIZE;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, type == PR_ALARM_MOVE ? 5 : 4);
+    pr_mp_put_uint(b, (uint64_t)type);
+    pr_mp_put_str(b, key, klen);
+    pr_mp_put_uint(b, at);
+    if (type == PR_ALARM_MOVE)
+        pr_mp_put_uint(b, retries);
+    pr_mp_put_str(b, shard, slen);
     return pr_frame_end(b, start);
 }
 

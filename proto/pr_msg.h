@@ -26,7 +26,7 @@
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
- *                 received, gaps, live, hibernated,        gateway): federation state
+ *                 received, gaps, hangs, live, hibernated, gateway): federation state
  *                 commit_hist[uint], event_hist[uint],     0 off, 1 ok, 2 degraded, and
  *                 fed_lag_hist[uint]]                      its counters; objects in
  *                                                          memory and hibernated now;
@@ -63,6 +63,16 @@
  *                 found, key_hibernated, key_conns]        hibernating, connections; then
  *                                                          whether key is held, hibernating,
  *                                                          and its connections
+ *  SET         [27, members[str]]                          gateway -> shard: the routing set
+ *                                                          (after HELLO and on every change)
+ *  ALARM_MOVE  [28, key, at_ms, retries, shard]            shard -> gateway -> shard: key's
+ *                                                          owner should keep this alarm;
+ *                                                          shard: the one giving it up
+ *  ALARM_MOVED [29, key, at_ms, shard]                     shard -> gateway -> shard: the
+ *                                                          owner has it; shard (the giver)
+ *                                                          may forget it
+ *  INFO_RES also has an optional 8th field: alarms the shard holds for
+ *  objects it does not own (being moved).
  *  (19-24 are reserved.)
  *
  * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
@@ -107,7 +117,10 @@ enum pr_type {
     PR_DETACHED = 18,
     PR_INFO = 25,
     PR_INFO_RES = 26,
-    PR_TYPE_MAX_ = 26,
+    PR_SET = 27,
+    PR_ALARM_MOVE = 28,
+    PR_ALARM_MOVED = 29,
+    PR_TYPE_MAX_ = 29,
 };
 
 #define PR_OPEN_RESUMED 0x1u
@@ -149,7 +162,7 @@ typedef struct pr_msg {
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
                  pr_str remote; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
-        struct { uint64_t token; uint64_t status, published, dropped, received, gaps;
+        struct { uint64_t token; uint64_t status, published, dropped, received, gaps, hangs;
                  uint64_t live, hibernated; pr_list commit_hist, event_hist, fed_lag_hist; } ping; /* PING, PONG */
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
         struct { pr_str key, request, response; } autoresp;
@@ -157,7 +170,9 @@ typedef struct pr_msg {
         struct { uint64_t req; pr_str key; uint64_t opcode; pr_bytes payload; } publish;
         struct { pr_str key; pr_list conns; } detach;               /* DETACH, DETACHED */
         struct { uint64_t req; pr_str key; } info;
-        struct { uint64_t req, objects, hibernated, conns, found, key_hibernated, key_conns; } info_res;
+        struct { uint64_t req, objects, hibernated, conns, found, key_hibernated, key_conns, alarms; } info_res;
+        struct { pr_list members; } set;
+        struct { pr_str key; uint64_t at, retries; pr_str shard; } alarm;   /* ALARM_MOVE, ALARM_MOVED */
     } u;
 } pr_msg;
 
@@ -197,8 +212,11 @@ int pr_enc_frame(rd_buf *b, int type /* PR_FRAME or PR_SEND */, uint64_t conn, u
                  const void *payload, size_t len);
 int pr_enc_ping(rd_buf *b, int type /* PR_PING or PR_PONG */, uint64_t token);
 int pr_enc_info_req(rd_buf *b, uint64_t req, const char *key, size_t len);
-/* counts: objects, hibernated, conns, found, key_hibernated, key_conns */
-int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[6]);
+/* counts: objects, hibernated, conns, found, key_hibernated, key_conns, alarms */
+int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[7]);
+/* ALARM_MOVE (with retries) or ALARM_MOVED (retries unused). */
+int pr_enc_alarm(rd_buf *b, int type, const char *key, size_t klen, uint64_t at, uint64_t retries,
+                 const char *shard, size_t slen);
 
 /* A histogram as a uint array: its RD_HIST_BOUNDS + 1 bucket counts, then
  * the sum in microseconds. pr_get_hist fills h from such a list: -EINVAL

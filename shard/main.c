@@ -44,6 +44,9 @@ static const rd_cfg_opt shard_opts[] = {
     OPT("redis", RD_CFG_STR, redis, NULL, 0, 0, "URL",
         "federation: redis://[[user]:password@]host[:port][/db]; broadcasts reach the same object's "
         "members on every shard sharing this Redis (see README, Federation)"),
+    OPT("redis-timeout", RD_CFG_MS, redis_timeout, "2s", 100, 600000, "DURATION",
+        "a Redis connection waiting this long for a reply (or to connect) is hung: counted, "
+        "dropped and reconnected"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -182,6 +185,7 @@ int main(int argc, char **argv)
     if (listen_socket(err) < 0)
         goto fail;
     /* Federation (--redis): a refused password stops us here. */
+    sh_fed_set_timeout(sh.cfg.redis_timeout);
     if (sh_fed_start(sh.cfg.redis, err) < 0)
         goto fail;
     sh.ev_listen = event_new(sh.base, sh.listen_fd, EV_READ | EV_PERSIST, sh_link_accept_cb, NULL);
@@ -215,6 +219,7 @@ int main(int argc, char **argv)
     sh_commit_dirty();
     sh_object_shutdown();
     sh_fed_stop(); /* before the event base goes */
+    sh_federate_shutdown(); /* after: Redis' last callbacks have run */
     sh_alarm_shutdown();
     free(sh.dirty);
     event_free(ev_tick);

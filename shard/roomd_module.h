@@ -52,6 +52,14 @@ typedef struct roomd_request {
     const char *remote;  /* client address "ip:port" as the gateway saw it */
 } roomd_request;
 
+/* The outcome of roomd_federate() for one key (see "federation" below). */
+typedef struct roomd_federate_result {
+    const char *key;     /* as given */
+    int status;          /* 0: delivered; else a negative errno, see roomd_federate */
+    uint32_t holders;    /* instances whose handler got it (one per cell holding the key) */
+    const char *error;   /* why not, in words; "" when delivered */
+} roomd_federate_result;
+
 typedef struct roomd_class {
     uint32_t version;         /* ROOMD_MODULE_API_VERSION */
     const char *name;         /* [a-z0-9_-]{1,32}: the first path segment */
@@ -81,6 +89,24 @@ typedef struct roomd_class {
      * tries; retries counts the earlier attempts); that attempt's storage
      * writes are rolled back. Optional. */
     int (*alarm)(roomd_ctx *ctx, void *state, unsigned retries);
+    /* Added to API v1 after the fields above: a table built against this
+     * header that does not set them has them NULL; a module built against
+     * an older copy of the header (its table ends before them) must be
+     * rebuilt. */
+    /* A message sent to this object with roomd_federate() by another (or
+     * the same) object, from this shard, another shard or another cell;
+     * from_key is the sender's key ("" when a backend PUBLISHed it). A
+     * hibernated object is woken for it. Optional: without it the class
+     * takes no federate messages (senders get -EOPNOTSUPP). */
+    void (*federate)(roomd_ctx *ctx, void *state, const char *from_key, const uint8_t *data,
+                     size_t len);
+    /* What became of this object's roomd_federate() call `id`: one result
+     * per key, in the order given. Runs on a later loop turn, after every
+     * key was delivered or failed; the object is woken (or built again if it
+     * was evicted meanwhile) for it. Optional: without it federate is
+     * fire-and-forget (the seed's federate()). */
+    void (*federate_result)(roomd_ctx *ctx, void *state, uint64_t id,
+                            const roomd_federate_result *results, size_t n);
 } roomd_class;
 
 /* --- storage -------------------------------------------------------------
@@ -229,6 +255,44 @@ int roomd_select_protocol(roomd_ctx *ctx, const char *protocol);
 /* In `http`: answer. content_type NULL means text/plain; charset=utf-8. */
 int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,
                      const void *body, size_t len);
+
+/* --- federation: messages to other objects ------------------------------
+ *
+ * roomd_federate sends data to the `federate` callback of each object in
+ * keys ("class/name"), wherever it lives: this shard directly, and with
+ * --redis every shard of every cell that holds it live (has connections,
+ * hibernated or not), through one Redis PUBLISH per key. An object held
+ * nowhere is not built for it: that key reports -EHOSTUNREACH. Keys for
+ * which filter(ud, key) returns 0 are not sent (-ECANCELED; filter NULL:
+ * all keys), as with the seed's federateWithFilter.
+ *
+ * Returns the call's id (> 0), or a negative errno for the whole call
+ * (-EINVAL: no keys or more than ROOMD_FEDERATE_MAX_KEYS, a NULL key;
+ * -E2BIG: data over ROOMD_FEDERATE_MAX_BYTES; -EAGAIN: too many calls
+ * awaiting their results on this shard). The per-key outcome reaches the
+ * caller's `federate_result` (the seed's federateWithErrors):
+ *   0             delivered; holders says to how many instances
+ *   -EHOSTUNREACH no live holder (Redis reached no subscriber)
+ *   -ENETUNREACH  not on this shard, and without --redis nothing else is reachable
+ *   -ENOTCONN     Redis is down or hung: not sent (or lost before its reply)
+ *   -EAGAIN       too much already awaiting Redis: not sent
+ *   -EPROTO       Redis refused the PUBLISH
+ *   -ECANCELED    filtered out
+ *   -EINVAL       not a valid key
+ *   -ENOENT       no such class on this shard
+ *   -EOPNOTSUPP   the class has no federate callback
+ *   -EIO          the class refused to wake the (local) object
+ * Delivery is at most once per instance; there is no ordering between keys.
+ * Each instance of a key (one per cell holding it) runs its own `federate`:
+ * to reach every member once, a handler sends to its own connections
+ * (roomd_send), since roomd_broadcast also reaches the other cells' members.
+ * holders counts Redis subscribers: it can be one too high while an
+ * instance is joining or leaving. */
+#define ROOMD_FEDERATE_MAX_KEYS 1000
+#define ROOMD_FEDERATE_MAX_BYTES (64 * 1024)
+typedef int (*roomd_federate_filter)(void *ud, const char *key);
+int64_t roomd_federate(roomd_ctx *ctx, const char *const *keys, size_t nkeys, const void *data,
+                       size_t len, roomd_federate_filter filter, void *ud);
 
 /* Log through the shard's logger (logfmt, with the object key attached). */
 void roomd_log(roomd_ctx *ctx, int level, const char *fmt, ...)

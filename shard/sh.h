@@ -102,6 +102,7 @@ typedef struct sh_config {
     uint64_t hibernate_after;   /* ms without events before an object with connections is evicted */
     char *durability;           /* "normal" or "full" */
     char *redis;                /* federation (sh_fed.c): redis://... or NULL */
+    uint64_t redis_timeout;     /* ms a Redis reply may take before the connection counts as hung */
 } sh_config;
 
 typedef struct sh_server {
@@ -178,8 +179,29 @@ void sh_alarm_shutdown(void);
 int sh_alarm_schedule(const char *key, size_t klen, uint64_t at, unsigned retries);
 /* Drop an object from the index (its alarm is gone). */
 void sh_alarm_forget(const char *key);
+/* The routing set (SET from a gateway): offer the alarms of objects other
+ * shards own to them. */
+void sh_alarm_set_members(const pr_msg *m);
+/* Alarms held for objects this shard does not own (for INFO). */
+size_t sh_alarm_foreign(void);
+/* ALARM_MOVE: record an alarm given to us, confirm with ALARM_MOVED. */
+void sh_alarm_take(sh_link *l, const pr_msg *m);
+/* ALARM_MOVED: the owner has it; drop ours. */
+void sh_alarm_given(const pr_msg *m);
 /* Fire what is due (from the tick). */
 void sh_alarm_tick(void);
+/* sh_object.c, for sh_federate.c and sh_fed.c: run the class's federate
+ * callback on o (woken first if hibernated; evicted after if nobody is
+ * connected). 0, -EOPNOTSUPP (no such callback), -EIO (the class refused
+ * to wake it). */
+int sh_object_federate(sh_object *o, const char *from, const uint8_t *data, size_t len);
+/* Hand a roomd_federate call's results to its caller, built again if it was
+ * evicted meanwhile. */
+void sh_object_federate_result(const char *key, size_t klen, uint64_t id,
+                               const roomd_federate_result *res, size_t n);
+/* sh_federate.c: the calls awaiting results; free them unanswered at exit. */
+void sh_federate_shutdown(void);
+
 /* sh_object.c: run one due alarm; returns < 0 when it must be retried. */
 int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned retries);
 /* Group commit: every object's events of one loop turn share one commit

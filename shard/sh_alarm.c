@@ -1,12 +1,24 @@
-/* The alarm schedule: a min-heap in memory, an index on disk. */
+/* The alarm schedule: a min-heap in memory, an index on disk.
+ *
+ * Alarms follow their objects: once a gateway tells the shard the routing
+ * set (SET), an alarm for an object another shard owns is offered to that
+ * shard through the gateway (ALARM_MOVE) until the owner confirms it has
+ * recorded it in its own index (ALARM_MOVED); only then is it dropped here.
+ * A due alarm this shard does not own is offered again instead of fired. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rd_hash.h"
 #include "rd_log.h"
 #include "rd_time.h"
 #include "sh.h"
+
+#define SH_ALARM_MOVE_RETRY_MS 2000
+
+static char **members; /* the routing set from the last SET; none: we own every key */
+static size_t nmembers;
 
 #define SH_ALARM_MAX_RETRIES 10
 
@@ -97,8 +109,99 @@ int sh_alarm_init(char err[RD_ERR_LEN])
     return 0;
 }
 
+static bool owns(const char *key)
+{
+    if (!nmembers)
+        return true;
+    int i = rd_hrw_pick(key, strlen(key), (const char *const *)members, nmembers);
+    return i >= 0 && strcmp(members[i], sh.cfg.name) == 0;
+}
+
+/* Still in our index (not fired, not moved away). */
+static bool indexed(const char *key)
+{
+    char err[RD_ERR_LEN];
+    rd_buf v = RD_BUF_INIT;
+    sh_store_begin(sh.alarm_index);
+    int r = sh_store_get(sh.alarm_index, key, strlen(key), &v, err);
+    sh_store_commit(sh.alarm_index, NULL);
+    rd_buf_free(&v);
+    return r == 0;
+}
+
+static void offer(const sh_alarm *a)
+{
+    for (sh_link *l = sh.links; l; l = l->next) {
+        if (!l->hello || l->closing)
+            continue;
+        pr_enc_alarm(&l->out, PR_ALARM_MOVE, a->key, strlen(a->key), a->at, a->retries, sh.cfg.name,
+                     strlen(sh.cfg.name));
+        sh_link_want_flush(l);
+        return;
+    }
+}
+
+void sh_alarm_set_members(const pr_msg *m)
+{
+    for (size_t i = 0; i < nmembers; i++)
+        free(members[i]);
+    free(members);
+    pr_list l = m->u.set.members;
+    members = rd_xcalloc(l.n ? l.n : 1, sizeof *members);
+    nmembers = 0;
+    pr_str s;
+    while (pr_list_next_str(&l, &s) == 0)
+        members[nmembers++] = rd_xstrndup(s.p, s.n);
+    size_t offered = 0;
+    for (size_t i = 0; i < sh.nalarms; i++)
+        if (!owns(sh.alarms[i].key) && indexed(sh.alarms[i].key)) {
+            offer(&sh.alarms[i]);
+            offered++;
+        }
+    if (offered)
+        rd_info("msg=\"offering alarms to their objects' new shards\" count=%zu", offered);
+}
+
+size_t sh_alarm_foreign(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sh.nalarms; i++)
+        n += !owns(sh.alarms[i].key) && indexed(sh.alarms[i].key);
+    return n;
+}
+
+void sh_alarm_take(sh_link *l, const pr_msg *m)
+{
+    pr_str k = m->u.alarm.key;
+    if (k.n == 0 || k.n > 2048 || sh_alarm_schedule(k.p, k.n, m->u.alarm.at, (unsigned)m->u.alarm.retries) < 0)
+        return; /* not confirmed: the giver offers it again */
+    rd_debug("msg=\"alarm taken over\" object=%.*s from=%.*s", (int)k.n, k.p, (int)m->u.alarm.shard.n,
+             m->u.alarm.shard.p);
+    pr_enc_alarm(&l->out, PR_ALARM_MOVED, k.p, k.n, m->u.alarm.at, 0, m->u.alarm.shard.p,
+                 m->u.alarm.shard.n);
+    sh_link_want_flush(l);
+}
+
+void sh_alarm_given(const pr_msg *m)
+{
+    char key[2049];
+    if (m->u.alarm.key.n >= sizeof key)
+        return;
+    memcpy(key, m->u.alarm.key.p, m->u.alarm.key.n);
+    key[m->u.alarm.key.n] = '\0';
+    if (owns(key))
+        return; /* the set changed back meanwhile: keep it */
+    sh_alarm_forget(key);
+    rd_debug("msg=\"alarm handed over\" object=%s", key);
+}
+
 void sh_alarm_shutdown(void)
 {
+    for (size_t i = 0; i < nmembers; i++)
+        free(members[i]);
+    free(members);
+    members = NULL;
+    nmembers = 0;
     while (sh.nalarms)
         free(heap_pop().key);
     free(sh.alarms);
@@ -139,6 +242,17 @@ void sh_alarm_tick(void)
     /* A bounded number per tick, so a backlog does not stall the loop. */
     for (int n = 0; n < 1000 && sh.nalarms && sh.alarms[0].at <= now; n++) {
         sh_alarm a = heap_pop();
+        if (nmembers && !indexed(a.key)) {
+            free(a.key); /* handed over, or fired by an earlier entry */
+            continue;
+        }
+        if (!owns(a.key)) {
+            /* Another shard's object: offer it again until it is taken. */
+            offer(&a);
+            a.at = now + SH_ALARM_MOVE_RETRY_MS;
+            heap_push(a);
+            continue;
+        }
         int r = sh_object_fire_alarm(a.key, strlen(a.key), a.at, a.retries);
         if (r == -EAGAIN) {
             /* Not due any more (moved) or not ours to fire now: the object's

@@ -15,6 +15,17 @@
  * The subscriber also holds "roomd:origin:<origin>" for its whole life, so
  * its subscription count never falls to zero: hiredis 0.14 leaves
  * subscribed mode when it does, which races with a SUBSCRIBE in flight.
+ *
+ * Hangs: a Redis that keeps the TCP connection but answers nothing
+ * (SIGSTOP, DEBUG SLEEP, a stuck host) would otherwise leave us "ready"
+ * forever while publishes pile up unanswered. A timer keeps one probe in
+ * flight per connection (PING on pub; on sub, a SUBSCRIBE of the control
+ * channel it already holds, which Redis answers even in subscribed mode
+ * and hiredis routes to that channel's callback). A probe unanswered for
+ * --redis-timeout, or a connection not READY that long after connecting,
+ * is a hang: counted, and the connection is freed (its pending callbacks
+ * run with no reply) and retried like a lost one. The probe queues behind
+ * the publishes already sent, so it measures the reply latency they see.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,13 +39,13 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 
 #include "pr_mp.h"
 #include "rd_log.h"
 #include "rd_time.h"
 #include "sh.h"
 #include "sh_fed.h"
+#include "sh_fed_env.h"
 #include "rd_redis.h"
 
 #define FED_PREFIX "roomd:o:"
@@ -68,7 +79,10 @@ typedef struct fed_link {
     bool was_up;                /* connected at least once: log the loss */
     uint64_t backoff_ms;
     uint64_t fails;             /* connection attempts failed since the last READY */
+    uint64_t hung;              /* hangs found since the last READY */
     struct event *ev_retry;
+    uint64_t connect_at;        /* monotonic ms: connection attempt began */
+    uint64_t probe_at;          /* monotonic ms: probe in flight since; 0: none */
 } fed_link;
 
 static struct {
@@ -79,10 +93,13 @@ static struct {
     char origin[FED_ORIGIN_LEN + 1];
     char ctl[64];               /* roomd:origin:<origin> */
     fed_link pub, sub;
+    uint64_t timeout_ms;        /* --redis-timeout: reply deadline */
+    struct event *ev_probe;
     uint64_t rng;
     size_t inflight, inflight_bytes;
     size_t subscribed;          /* object channels confirmed */
-    uint64_t published, dropped, unconfirmed, received, delivered, echoes, gaps, bad;
+    uint64_t published, dropped, unconfirmed, received, delivered, echoes, gaps, bad, hangs;
+    uint64_t federated, federate_in;
     rd_buf scratch;
     /* Federation lag, sampled: one publish at a time is timed until its own
      * echo comes back through Redis (what every other cell sees at about
@@ -121,169 +138,6 @@ static int parse_url(const char *url, char err[RD_ERR_LEN])
     return 0;
 }
 
-/* --- envelope ------------------------------------------------------------- */
-
-typedef struct fed_env {
-    int opcode;
-    const uint8_t *data;
-    size_t len;
-    const char *origin;         /* NULL: a backend's message, not sequenced */
-    size_t origin_len;
-    uint64_t seq;
-} fed_env;
-
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if ((c & 0xe0) == 0xc0) { k = 1; cp = c & 0x1f; }
-        else if ((c & 0xf0) == 0xe0) { k = 2; cp = c & 0x0f; }
-        else if ((c & 0xf8) == 0xf0) { k = 3; cp = c & 0x07; }
-        else return false;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
-
-/* Standard or URL-safe alphabet, padding optional. Appends to out. */
-static int b64_decode(const char *s, size_t n, rd_buf *out)
-{
-    while (n && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return -EBADMSG;
-    uint8_t *w = rd_buf_reserve(out, n / 4 * 3 + 3);
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((uint8_t)s[i]);
-        if (v < 0)
-            return -EBADMSG;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            w[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    rd_buf_commit(out, o);
-    return 0;
-}
-
-static int env_type(const char *t, size_t n)
-{
-    if (n == 4 && memcmp(t, "text", 4) == 0)
-        return ROOMD_TEXT;
-    if (n == 6 && memcmp(t, "binary", 6) == 0)
-        return ROOMD_BINARY;
-    return -1;
-}
-
-/* JSON: {"type":"text"|"binary","data":"..." (base64 for binary),
- * "origin":"...","seq":N (both optional)}. Binary data lands in bin. */
-static int env_decode_json(const uint8_t *p, size_t n, fed_env *e, json_t **ret_root, rd_buf *bin)
-{
-    json_t *root = json_loadb((const char *)p, n, 0, NULL);
-    if (!json_is_object(root))
-        goto bad;
-    json_t *t = json_object_get(root, "type"), *d = json_object_get(root, "data");
-    json_t *o = json_object_get(root, "origin"), *s = json_object_get(root, "seq");
-    if (!json_is_string(t) || !json_is_string(d))
-        goto bad;
-    e->opcode = env_type(json_string_value(t), json_string_length(t));
-    if (e->opcode < 0)
-        goto bad;
-    if (e->opcode == ROOMD_TEXT) {
-        e->data = (const uint8_t *)json_string_value(d);
-        e->len = json_string_length(d);
-    } else {
-        if (b64_decode(json_string_value(d), json_string_length(d), bin) < 0)
-            goto bad;
-        e->data = rd_buf_data(bin) ? rd_buf_data(bin) : (const uint8_t *)"";
-        e->len = rd_buf_avail(bin);
-    }
-    if (json_is_string(o) && json_is_integer(s) && json_integer_value(s) > 0) {
-        e->origin = json_string_value(o);
-        e->origin_len = json_string_length(o);
-        e->seq = (uint64_t)json_integer_value(s);
-    }
-    *ret_root = root;
-    return 0;
-bad:
-    json_decref(root);
-    return -EBADMSG;
-}
-
-/* msgpack: a map with the same keys; data is bin or str. */
-static int env_decode_mp(const uint8_t *p, size_t n, fed_env *e)
-{
-    pr_mp_cur c;
-    pr_mp_cur_init(&c, p, n);
-    uint32_t nk;
-    if (pr_mp_get_map(&c, &nk) < 0)
-        return -EBADMSG;
-    bool have_data = false;
-    e->opcode = -1;
-    for (uint32_t i = 0; i < nk; i++) {
-        const char *k, *v;
-        size_t kl, vl;
-        if (pr_mp_get_str(&c, &k, &kl) < 0)
-            return -EBADMSG;
-        if (kl == 4 && memcmp(k, "type", 4) == 0) {
-            if (pr_mp_get_str(&c, &v, &vl) < 0)
-                return -EBADMSG;
-            e->opcode = env_type(v, vl);
-        } else if (kl == 4 && memcmp(k, "data", 4) == 0) {
-            if (pr_mp_get_bin(&c, &e->data, &e->len) < 0)
-                return -EBADMSG;
-            have_data = true;
-        } else if (kl == 6 && memcmp(k, "origin", 6) == 0) {
-            if (pr_mp_get_str(&c, &e->origin, &e->origin_len) < 0)
-                return -EBADMSG;
-        } else if (kl == 3 && memcmp(k, "seq", 3) == 0) {
-            if (pr_mp_get_uint(&c, &e->seq) < 0)
-                return -EBADMSG;
-        } else if (pr_mp_skip(&c) < 0) {
-            return -EBADMSG;
-        }
-    }
-    if (e->opcode < 0 || !have_data)
-        return -EBADMSG;
-    if (!e->origin || e->seq == 0) {
-        e->origin = NULL;
-        e->seq = 0;
-    }
-    if (!e->data)
-        e->data = (const uint8_t *)"";
-    return 0;
-}
-
 /* --- per-object state ------------------------------------------------------ */
 
 static sh_fed_obj *obj_fed(sh_object *o)
@@ -315,7 +169,17 @@ static void channel_cmd(const char *cmd, sh_object *o)
 
 void sh_fed_stats_get(sh_fed_stats *ret)
 {
-    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps, fed.lag };
+    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps, fed.hangs, fed.lag };
+}
+
+bool sh_fed_on(void)
+{
+    return fed.on;
+}
+
+bool sh_fed_subscribed(const sh_object *o)
+{
+    return fed.on && o->fed && o->fed->subscribed;
 }
 
 int sh_fed_state(void)
@@ -372,17 +236,44 @@ void sh_fed_forget(sh_object *o)
 
 /* --- publishing ----------------------------------------------------------- */
 
-static void pub_cb(redisAsyncContext *ac, void *r, void *priv)
+static void inflight_done(size_t bytes)
 {
-    redisReply *reply = r;
-    size_t bytes = (size_t)(uintptr_t)priv;
     if (fed.inflight)
         fed.inflight--;
     fed.inflight_bytes -= bytes < fed.inflight_bytes ? bytes : fed.inflight_bytes;
+}
+
+static void pub_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    inflight_done((size_t)(uintptr_t)priv);
     if (!reply)
         fed.unconfirmed++; /* the connection went down first: maybe delivered */
     else if (reply->type == REDIS_REPLY_ERROR)
         rd_warn("msg=\"redis refused a publish\" err=\"%s\"", reply->str);
+}
+
+/* Queue "PUBLISH roomd:o:<key> <env>". hiredis writes it on a later loop
+ * turn, batched with every other command of this turn (pipelined). cb gets
+ * priv; bytes is what the in-flight budget is charged. 0, -ENOTCONN (Redis
+ * down), -EAGAIN (too much already awaiting Redis). */
+static int queue_publish(const char *key, size_t klen, const rd_buf *env, redisCallbackFn *cb,
+                         void *priv)
+{
+    size_t bytes = rd_buf_avail(env);
+    if (!fed.pub.ready)
+        return -ENOTCONN;
+    if (fed.inflight >= FED_MAX_INFLIGHT || fed.inflight_bytes + bytes > FED_MAX_INFLIGHT_BYTES)
+        return -EAGAIN;
+    size_t cl;
+    const char *ch = channel_of(key, klen, &cl);
+    const char *argv[3] = { "PUBLISH", ch, (const char *)rd_buf_data(env) };
+    size_t lens[3] = { 7, cl, bytes };
+    if (redisAsyncCommandArgv(fed.pub.ac, cb, priv, 3, argv, lens) != REDIS_OK)
+        return -ENOTCONN;
+    fed.inflight++;
+    fed.inflight_bytes += bytes;
+    return 0;
 }
 
 void sh_fed_publish(sh_object *o, int opcode, const void *data, size_t len)
@@ -392,36 +283,12 @@ void sh_fed_publish(sh_object *o, int opcode, const void *data, size_t len)
     sh_fed_obj *f = obj_fed(o);
     /* Consumed even when dropped: receivers then see exactly what is missing. */
     uint64_t seq = ++f->pub_seq;
-    if (!fed.pub.ready || fed.inflight >= FED_MAX_INFLIGHT ||
-        fed.inflight_bytes + len > FED_MAX_INFLIGHT_BYTES) {
-        if (fed.dropped++ % 1000 == 0)
-            rd_warn("msg=\"federation publish dropped\" object=%s redis=%s dropped_total=%" PRIu64,
-                    o->key, fed.pub.ready ? "backlogged" : "down", fed.dropped);
-        return;
-    }
     rd_buf env = RD_BUF_INIT;
-    pr_mp_put_map(&env, 4);
-    pr_mp_put_str(&env, "origin", 6);
-    pr_mp_put_str(&env, fed.origin, FED_ORIGIN_LEN);
-    pr_mp_put_str(&env, "seq", 3);
-    pr_mp_put_uint(&env, seq);
-    pr_mp_put_str(&env, "type", 4);
-    if (opcode == ROOMD_TEXT)
-        pr_mp_put_str(&env, "text", 4);
-    else
-        pr_mp_put_str(&env, "binary", 6);
-    pr_mp_put_str(&env, "data", 4);
-    pr_mp_put_bin_header(&env, (uint32_t)len);
-    rd_buf_append(&env, data, len);
-    size_t cl;
-    const char *ch = channel_of(o->key, o->key_len, &cl);
-    const char *argv[3] = { "PUBLISH", ch, (const char *)rd_buf_data(&env) };
-    size_t lens[3] = { 7, cl, rd_buf_avail(&env) };
-    /* hiredis queues it; the write happens on a later loop turn, batched with
-     * every other publish of this turn (pipelined). */
-    if (redisAsyncCommandArgv(fed.pub.ac, pub_cb, (void *)(uintptr_t)lens[2], 3, argv, lens) == REDIS_OK) {
-        fed.inflight++;
-        fed.inflight_bytes += lens[2];
+    sh_fed_env_encode(&env, &(sh_fed_env){ .type = opcode, .data = data, .len = len,
+                                           .origin = fed.origin, .origin_len = FED_ORIGIN_LEN,
+                                           .seq = seq });
+    int r = queue_publish(o->key, o->key_len, &env, pub_cb, (void *)(uintptr_t)rd_buf_avail(&env));
+    if (r == 0) {
         fed.published++;
         if (!fed.lag_obj || fed.published - fed.lag_published > FED_LAG_GIVE_UP) {
             fed.lag_obj = f;
@@ -429,15 +296,61 @@ void sh_fed_publish(sh_object *o, int opcode, const void *data, size_t len)
             fed.lag_start_ns = rd_mono_ns();
             fed.lag_published = fed.published;
         }
-    } else {
-        fed.dropped++;
+    } else if (fed.dropped++ % 1000 == 0) {
+        rd_warn("msg=\"federation publish dropped\" object=%s redis=%s dropped_total=%" PRIu64,
+                o->key, r == -EAGAIN ? "backlogged" : "down", fed.dropped);
     }
     rd_buf_free(&env);
 }
 
+typedef struct fed_waiter {
+    size_t bytes;
+    sh_fed_done_fn done;
+    void *ud;
+} fed_waiter;
+
+static void federate_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    redisReply *reply = r;
+    fed_waiter *w = priv;
+    inflight_done(w->bytes);
+    long long n;
+    if (!reply) {
+        n = -ENOTCONN; /* the connection went down (or hung) first */
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+        n = reply->integer;
+    } else {
+        rd_warn("msg=\"redis refused a federate publish\" err=\"%s\"",
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        n = -EPROTO;
+    }
+    w->done(w->ud, n);
+    free(w);
+}
+
+int sh_fed_federate(const char *key, size_t klen, const char *from, size_t flen, const void *data,
+                    size_t len, sh_fed_done_fn done, void *ud)
+{
+    if (!fed.on)
+        return -ENOTCONN;
+    rd_buf env = RD_BUF_INIT;
+    sh_fed_env_encode(&env, &(sh_fed_env){ .type = SH_FED_FEDERATE, .data = data, .len = len,
+                                           .origin = fed.origin, .origin_len = FED_ORIGIN_LEN,
+                                           .from = from, .from_len = flen });
+    fed_waiter *w = rd_xmalloc(sizeof *w);
+    *w = (fed_waiter){ rd_buf_avail(&env), done, ud };
+    int r = queue_publish(key, klen, &env, federate_cb, w);
+    rd_buf_free(&env);
+    if (r < 0)
+        free(w);
+    else
+        fed.federated++;
+    return r;
+}
+
 /* --- receiving ------------------------------------------------------------ */
 
-static void track_seq(sh_object *o, const fed_env *e)
+static void track_seq(sh_object *o, const sh_fed_env *e)
 {
     sh_fed_obj *f = obj_fed(o);
     size_t n = e->origin_len < FED_ORIGIN_LEN ? e->origin_len : FED_ORIGIN_LEN;
@@ -478,34 +391,36 @@ static void on_message(const char *ch, size_t chl, const uint8_t *p, size_t n)
     sh_object *o = rd_smap_get(&sh.objects, ch + FED_PREFIX_LEN, chl - FED_PREFIX_LEN);
     if (!o || !o->nconns || !o->fed || !o->fed->watched)
         return; /* nobody here any more: an UNSUBSCRIBE is on its way */
-    fed_env e = { 0 };
-    json_t *root = NULL;
-    rd_buf bin = RD_BUF_INIT;
-    size_t i = 0;
-    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
-        i++;
-    int r = i < n && p[i] == '{' ? env_decode_json(p, n, &e, &root, &bin) : env_decode_mp(p, n, &e);
-    if (r < 0 || (e.opcode == ROOMD_TEXT && !utf8_valid(e.data, e.len))) {
+    sh_fed_env e;
+    if (sh_fed_env_decode(p, n, &e) < 0) {
         if (fed.bad++ % 100 == 0)
             rd_warn("msg=\"bad federation envelope\" object=%s bytes=%zu bad_total=%" PRIu64, o->key,
                     n, fed.bad);
         goto out;
     }
     if (e.origin && e.origin_len == FED_ORIGIN_LEN && memcmp(e.origin, fed.origin, FED_ORIGIN_LEN) == 0) {
-        fed.echoes++;
+        fed.echoes++; /* a federate too: roomd_federate delivered it here directly */
         if (o->fed == fed.lag_obj && e.seq == fed.lag_seq) {
             rd_hist_observe(&fed.lag, (rd_mono_ns() - fed.lag_start_ns) / 1000);
             fed.lag_obj = NULL;
         }
         goto out;
     }
+    if (e.type == SH_FED_FEDERATE) {
+        char from[SH_FED_MAX_FROM + 1];
+        size_t fl = e.from ? e.from_len : 0;
+        memcpy(from, fl ? e.from : "", fl);
+        from[fl] = '\0';
+        fed.federate_in++;
+        sh_object_federate(o, from, e.data, e.len);
+        goto out;
+    }
     if (e.origin)
         track_seq(o, &e);
-    sh_broadcast_local(o, e.opcode, e.data, e.len, NULL);
+    sh_broadcast_local(o, e.type, e.data, e.len, NULL);
     fed.delivered++;
 out:
-    json_decref(root);
-    rd_buf_free(&bin);
+    sh_fed_env_free(&e);
 }
 
 static void sub_cb(redisAsyncContext *ac, void *r, void *priv)
@@ -522,8 +437,11 @@ static void sub_cb(redisAsyncContext *ac, void *r, void *priv)
             on_message(ch, chl, (const uint8_t *)reply->element[2]->str, reply->element[2]->len);
         return;
     }
-    if (chl <= FED_PREFIX_LEN || memcmp(ch, FED_PREFIX, FED_PREFIX_LEN) != 0)
+    if (chl <= FED_PREFIX_LEN || memcmp(ch, FED_PREFIX, FED_PREFIX_LEN) != 0) {
+        if (strcmp(type, "subscribe") == 0 && chl == strlen(fed.ctl) && memcmp(ch, fed.ctl, chl) == 0)
+            fed.sub.probe_at = 0; /* the probe's answer: the subscriber is alive */
         return;
+    }
     sh_object *o = rd_smap_get(&sh.objects, ch + FED_PREFIX_LEN, chl - FED_PREFIX_LEN);
     sh_fed_obj *f = o ? o->fed : NULL;
     if (strcmp(type, "subscribe") == 0) {
@@ -614,6 +532,8 @@ static void hello_cb(redisAsyncContext *ac, void *r, void *priv)
     l->ready = true;
     l->backoff_ms = 0;
     l->fails = 0;
+    l->hung = 0;
+    l->probe_at = 0;
     rd_info("msg=\"redis connected\" role=%s redis=%s:%d origin=%s dropped_total=%" PRIu64
             " gaps_total=%" PRIu64, l->role, fed.host, fed.port, fed.origin, fed.dropped, fed.gaps);
     l->was_up = true;
@@ -673,6 +593,8 @@ static void link_connect(fed_link *l)
     }
     ac->data = l;
     l->ac = ac;
+    l->connect_at = rd_mono_ms();
+    l->probe_at = 0;
     redisLibeventAttach(ac, sh.base);
     redisAsyncSetConnectCallback(ac, connect_cb);
     redisAsyncSetDisconnectCallback(ac, disconnect_cb);
@@ -683,6 +605,72 @@ static void link_connect(fed_link *l)
     } else {
         redisAsyncCommand(ac, hello_cb, l, "PING");
     }
+}
+
+/* --- hang detection ---------------------------------------------------------- */
+
+static void probe_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    fed_link *l = priv;
+    if (r && l->ac == ac)
+        l->probe_at = 0;
+}
+
+/* Free a connection Redis stopped answering and retry it. redisAsyncFree
+ * runs every pending callback with no reply (publishes count as
+ * unconfirmed, federate calls as not delivered) and, if it was connected,
+ * disconnect_cb, which schedules the retry; otherwise we do. */
+static void link_hung(fed_link *l, uint64_t waited_ms, const char *what)
+{
+    fed.hangs++;
+    if (l->hung++ == 0)
+        rd_warn("msg=\"redis not answering; reconnecting\" role=%s redis=%s:%d waiting_for=%s "
+                "waited_ms=%" PRIu64 " hangs_total=%" PRIu64, l->role, fed.host, fed.port, what,
+                waited_ms, fed.hangs);
+    else
+        rd_debug("msg=\"redis still not answering\" role=%s waiting_for=%s hangs_total=%" PRIu64,
+                 l->role, what, fed.hangs);
+    redisAsyncContext *ac = l->ac;
+    redisAsyncFree(ac);
+    if (l->ac == ac) {
+        l->ac = NULL;
+        l->ready = false;
+        link_retry(l);
+    }
+}
+
+static void probe_tick(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t now = rd_mono_ms();
+    fed_link *links[2] = { &fed.pub, &fed.sub };
+    for (size_t i = 0; i < 2; i++) {
+        fed_link *l = links[i];
+        if (!l->ac)
+            continue;
+        if (!l->ready) {
+            if (now - l->connect_at > fed.timeout_ms)
+                link_hung(l, now - l->connect_at, "handshake");
+            continue;
+        }
+        if (l->probe_at) {
+            if (now - l->probe_at > fed.timeout_ms)
+                link_hung(l, now - l->probe_at, "reply");
+            continue;
+        }
+        l->probe_at = now ? now : 1;
+        if (l == &fed.pub) {
+            redisAsyncCommand(l->ac, probe_cb, l, "PING");
+        } else {
+            const char *argv[2] = { "SUBSCRIBE", fed.ctl };
+            size_t lens[2] = { 9, strlen(fed.ctl) };
+            redisAsyncCommandArgv(l->ac, sub_cb, NULL, 2, argv, lens);
+        }
+    }
+}
+
+void sh_fed_set_timeout(uint64_t timeout_ms)
+{
+    fed.timeout_ms = timeout_ms;
 }
 
 /* At startup, when Redis answers: a refused password is a configuration
@@ -743,6 +731,13 @@ int sh_fed_start(const char *url, char err[RD_ERR_LEN])
     fed.sub.role = "sub";
     fed.pub.ev_retry = evtimer_new(sh.base, retry_cb, &fed.pub);
     fed.sub.ev_retry = evtimer_new(sh.base, retry_cb, &fed.sub);
+    if (!fed.timeout_ms)
+        fed.timeout_ms = 2000;
+    /* Probe a few times per deadline: a hang is found within about 1.25x it. */
+    uint64_t every = fed.timeout_ms / 4 ? fed.timeout_ms / 4 : 1;
+    struct timeval tv = { (time_t)(every / 1000), (suseconds_t)(every % 1000) * 1000 };
+    fed.ev_probe = event_new(sh.base, -1, EV_PERSIST, probe_tick, NULL);
+    event_add(fed.ev_probe, &tv);
     rd_info("msg=\"federation on\" redis=%s:%d origin=%s", fed.host, fed.port, fed.origin);
     link_connect(&fed.pub);
     link_connect(&fed.sub);
@@ -755,8 +750,12 @@ void sh_fed_stop(void)
         fed.stopping = true;
         rd_info("msg=\"federation stats\" published=%" PRIu64 " dropped=%" PRIu64 " unconfirmed=%" PRIu64
                 " received=%" PRIu64 " delivered=%" PRIu64 " echoes=%" PRIu64 " gaps=%" PRIu64
-                " bad=%" PRIu64, fed.published, fed.dropped, fed.unconfirmed, fed.received,
-                fed.delivered, fed.echoes, fed.gaps, fed.bad);
+                " bad=%" PRIu64 " hangs=%" PRIu64 " federated=%" PRIu64 " federate_in=%" PRIu64,
+                fed.published, fed.dropped, fed.unconfirmed, fed.received, fed.delivered, fed.echoes,
+                fed.gaps, fed.bad, fed.hangs, fed.federated, fed.federate_in);
+        if (fed.ev_probe)
+            event_free(fed.ev_probe);
+        fed.ev_probe = NULL;
         fed_link *links[2] = { &fed.pub, &fed.sub };
         for (size_t i = 0; i < 2; i++) {
             redisAsyncContext *ac = links[i]->ac;

@@ -184,7 +184,7 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
         size_t start = pr_frame_begin(b);
         sh_fed_stats fs;
         sh_fed_stats_get(&fs);
-        pr_mp_put_array(b, 12);
+        pr_mp_put_array(b, 13);
         pr_mp_put_uint(b, PR_PONG);
         pr_mp_put_uint(b, m.u.ping.token);
         pr_mp_put_uint(b, (uint64_t)sh_fed_state());
@@ -192,6 +192,7 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
         pr_mp_put_uint(b, fs.dropped);
         pr_mp_put_uint(b, fs.received);
         pr_mp_put_uint(b, fs.gaps);
+        pr_mp_put_uint(b, fs.hangs);
         pr_mp_put_uint(b, sh.objects.count - sh.hibernated);
         pr_mp_put_uint(b, sh.hibernated);
         pr_put_hist(b, &sh.commit_hist);
@@ -202,6 +203,15 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
         return;
     }
     case PR_PONG:
+        return;
+    case PR_SET:
+        sh_alarm_set_members(&m);
+        return;
+    case PR_ALARM_MOVE:
+        sh_alarm_take(l, &m);
+        return;
+    case PR_ALARM_MOVED:
+        sh_alarm_given(&m);
         return;
     default:
         sh_object_handle(l, &m);

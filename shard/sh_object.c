@@ -1,6 +1,7 @@
 /* The object table: objects by key, their connections, and the dispatch of
  * gateway messages to class callbacks. */
 #include <errno.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,7 +555,7 @@ static void handle_info(sh_link *l, const pr_msg *m)
     size_t conns = 0;
     for (sh_link *k = sh.links; k; k = k->next)
         conns += k->conns.count;
-    uint64_t counts[6] = { sh.objects.count, sh.hibernated, conns, 0, 0, 0 };
+    uint64_t counts[7] = { sh.objects.count, sh.hibernated, conns, 0, 0, 0, sh_alarm_foreign() };
     sh_object *o = m->u.info.key.n ? rd_smap_get(&sh.objects, m->u.info.key.p, m->u.info.key.n) : NULL;
     if (o) {
         counts[3] = 1;
@@ -678,6 +679,45 @@ int sh_object_fire_alarm(const char *key, size_t klen, uint64_t at, unsigned ret
     rd_debug("msg=\"alarm fired\" object=%s retries=%u result=%d", o->key, retries, hr);
     object_maybe_evict(o);
     return hr < 0 ? hr : 0;
+}
+
+int sh_object_federate(sh_object *o, const char *from, const uint8_t *data, size_t len)
+{
+    if (!o->cls->federate)
+        return -EOPNOTSUPP;
+    if (object_touch(o) < 0) {
+        object_maybe_evict(o);
+        return -EIO;
+    }
+    roomd_ctx ctx;
+    ctx_init(&ctx, o);
+    o->busy++;
+    o->cls->federate(&ctx, o->state, from, data ? data : (const uint8_t *)"", len);
+    sh_event_end(&ctx);
+    o->busy--;
+    object_maybe_evict(o);
+    return 0;
+}
+
+void sh_object_federate_result(const char *key, size_t klen, uint64_t id,
+                               const roomd_federate_result *res, size_t n)
+{
+    int status = 0;
+    sh_object *o = object_get(key, klen, &status);
+    if (!o) {
+        rd_warn("msg=\"federate results lost: the caller cannot be built\" object=%.*s id=%" PRIu64,
+                (int)klen, key, id);
+        return;
+    }
+    if (o->cls->federate_result && object_touch(o) == 0) {
+        roomd_ctx ctx;
+        ctx_init(&ctx, o);
+        o->busy++;
+        o->cls->federate_result(&ctx, o->state, id, res, n);
+        sh_event_end(&ctx);
+        o->busy--;
+    }
+    object_maybe_evict(o);
 }
 
 void sh_object_shutdown(void)

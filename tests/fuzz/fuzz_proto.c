@@ -69,8 +69,8 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 12, 5, 4, 3, 5, 3, 3,
-                                       0, 0, 0, 0, 0, 0, 3, 8 };
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 13, 5, 4, 3, 5, 3, 3,
+                                       0, 0, 0, 0, 0, 0, 3, 9, 2, 5, 4 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -131,6 +131,21 @@ static void reencode(const pr_msg *m, rd_buf *out)
         pr_mp_put_uint(out, m->u.info_res.found);
         pr_mp_put_uint(out, m->u.info_res.key_hibernated);
         pr_mp_put_uint(out, m->u.info_res.key_conns);
+        pr_mp_put_uint(out, m->u.info_res.alarms);
+        break;
+    case PR_SET:
+        walk_str(m->u.set.members, out);
+        break;
+    case PR_ALARM_MOVE:
+        put_s(out, m->u.alarm.key);
+        pr_mp_put_uint(out, m->u.alarm.at);
+        pr_mp_put_uint(out, m->u.alarm.retries);
+        put_s(out, m->u.alarm.shard);
+        break;
+    case PR_ALARM_MOVED:
+        put_s(out, m->u.alarm.key);
+        pr_mp_put_uint(out, m->u.alarm.at);
+        put_s(out, m->u.alarm.shard);
         break;
     case PR_ACCEPT:
         pr_mp_put_uint(out, m->u.accept.conn);
@@ -183,6 +198,7 @@ static void reencode(const pr_msg *m, rd_buf *out)
         pr_mp_put_uint(out, m->u.ping.dropped);
         pr_mp_put_uint(out, m->u.ping.received);
         pr_mp_put_uint(out, m->u.ping.gaps);
+        pr_mp_put_uint(out, m->u.ping.hangs);
         pr_mp_put_uint(out, m->u.ping.live);
         pr_mp_put_uint(out, m->u.ping.hibernated);
         walk_uint(m->u.ping.commit_hist, out);

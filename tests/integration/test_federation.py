@@ -3,6 +3,7 @@ mode, each with its own shards, run dir and data dir) share one real
 redis-server started here on loopback."""
 import asyncio
 import base64
+import errno
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import msgpack
@@ -17,7 +19,9 @@ import pytest
 import redis
 import websockets
 
-from conftest import GATEWAY, SHARD, Roomd, alive, free_port
+from conftest import BUILD, GATEWAY, SHARD, Roomd, alive, free_port
+
+MODULE = os.path.join(BUILD, "tests", "modules", "mod_upper.so")
 
 
 class RedisServer:
@@ -92,9 +96,10 @@ def rds(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cells(tmp_path_factory, rds):
-    a = Roomd(tmp_path_factory.mktemp("cell-a"), extra=("--redis", rds.url))
+    extra = ("--redis", rds.url, "--module", MODULE)
+    a = Roomd(tmp_path_factory.mktemp("cell-a"), extra=extra)
     try:
-        b = Roomd(tmp_path_factory.mktemp("cell-b"), extra=("--redis", rds.url))
+        b = Roomd(tmp_path_factory.mktemp("cell-b"), extra=extra)
     except BaseException:
         a.stop()
         raise
@@ -176,6 +181,41 @@ def test_every_member_in_both_cells_gets_every_message_once_in_order(cells, rds)
             await expect_silence(conns[-1])
         finally:
             await close_all(conns)
+    run(main())
+
+
+def publish_calls(rds):
+    return rds.client().info("commandstats").get("cmdstat_publish", {}).get("calls", 0)
+
+
+def test_one_publish_per_broadcast_per_cell_whatever_the_number_of_recipients(cells, rds):
+    a, b = cells
+    room = fresh_room()
+    per_cell, from_a, from_b = 30, 10, 5
+
+    async def main():
+        ca = await join(a, room, per_cell)
+        cb = await join(b, room, per_cell)
+        try:
+            await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{room}", 2)
+            before = await asyncio.to_thread(publish_calls, rds)
+            for i in range(from_a):
+                await ca[0].send(f"a {i}")
+            for i in range(from_b):
+                await cb[0].send(f"b {i}")
+            others = ca[1:] + cb[1:]
+            got = await asyncio.gather(*(recv_n(ws, from_a + from_b, 30) for ws in others))
+            for msgs in got:
+                assert sorted(msgs) == sorted([f"a {i}" for i in range(from_a)] +
+                                              [f"b {i}" for i in range(from_b)])
+            assert await recv_n(ca[0], from_b) == [f"b {i}" for i in range(from_b)]
+            assert await recv_n(cb[0], from_a) == [f"a {i}" for i in range(from_a)]
+            after = await asyncio.to_thread(publish_calls, rds)
+            # 59 recipients each, yet one PUBLISH per broadcast, by its own
+            # cell only (what arrives from Redis is not published again).
+            assert after - before == from_a + from_b
+        finally:
+            await close_all(ca + cb)
     run(main())
 
 
@@ -385,3 +425,210 @@ def test_password_redis_and_wrong_password(tmp_path):
             a.stop()
     finally:
         rds.stop()
+
+
+# --- federate ---------------------------------------------------------------
+
+def name_where(cell, want, prefix="fed/"):
+    """A fresh key whose shard in cell satisfies want(shard name)."""
+    for _ in range(1000):
+        key = prefix + uuid.uuid4().hex[:10]
+        if want(cell.route(key)):
+            return key
+    raise AssertionError("no key found for the wanted shard")
+
+
+def parse_result(text):
+    """"result id=N k=status:holders ..." -> (N, {k: (status, holders)})"""
+    words = text.split()
+    assert words[0] == "result", text
+    out = {}
+    for w in words[2:]:
+        k, _, v = w.rpartition("=")
+        st, h = v.split(":")
+        out[k] = (int(st), int(h))
+    return int(words[1][3:]), out
+
+
+async def federate(ws, command):
+    await ws.send(command)
+    ack = await asyncio.wait_for(ws.recv(), 20)
+    assert ack.startswith("id "), ack
+    res = await asyncio.wait_for(ws.recv(), 20)
+    rid, results = parse_result(res)
+    assert rid == int(ack.split()[1])
+    return results
+
+
+def test_federate_reaches_objects_on_other_shards_and_cells_and_reports_unreachable(cells, rds):
+    a, b = cells
+    sender = name_where(a, lambda s: True)
+    home = a.route(sender)
+    same = name_where(a, lambda s: s == home)        # the sender's shard
+    other = name_where(a, lambda s: s != home)       # another shard of cell A
+    remote = name_where(b, lambda s: True)           # held by cell B only
+    both = name_where(a, lambda s: True)             # members in both cells
+    nowhere = name_where(a, lambda s: True)          # held by nobody
+    errno_of = {same: 0, other: 0, remote: 0, both: 0, nowhere: -errno.EHOSTUNREACH,
+                "upper/x": -errno.EOPNOTSUPP, "nosuch/x": -errno.ENOENT, "noslash": -errno.EINVAL}
+    holders = {same: 1, other: 1, remote: 1, both: 2}
+
+    async def main():
+        s, = await join(a, sender, 1)
+        m_same, = await join(a, same, 1)
+        m_other, = await join(a, other, 1)
+        m_remote, = await join(b, remote, 1)
+        m_both = await join(a, both, 1) + await join(b, both, 1)
+        members = [m_same, m_other, m_remote] + m_both
+        try:
+            for key, n in ((same, 1), (other, 1), (remote, 1), (both, 2)):
+                await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{key}", n)
+            results = await federate(s, "fed " + ",".join(errno_of) + " hello there")
+            assert list(results) == list(errno_of), "one result per key, in order"
+            for key, want in errno_of.items():
+                assert results[key] == (want, holders.get(key, 0)), (key, results[key])
+            # Every live instance's handler ran once, wherever it lives.
+            for ws in members:
+                assert await asyncio.wait_for(ws.recv(), 20) == f"got from={sender} hello there"
+                await expect_silence(ws, 0.2)
+            await expect_silence(s, 0.2)
+
+            # federateWithFilter: keys the filter refuses are not sent.
+            results = await federate(s, f"fedf {remote} {same},{remote} filtered")
+            assert results == {same: (-errno.ECANCELED, 0), remote: (0, 1)}
+            assert await asyncio.wait_for(m_remote.recv(), 20) == f"got from={sender} filtered"
+            await expect_silence(m_same, 0.3)
+
+            # A backend can federate through Redis too (JSON envelope).
+            env = json.dumps({"type": "federate", "from": "backend", "data": "from a backend"})
+            assert rds.client().publish(f"roomd:o:{remote}", env) == 1
+            assert await asyncio.wait_for(m_remote.recv(), 20) == "got from=backend from a backend"
+
+            # From an object without members (over HTTP): it is evicted when
+            # the request is over, and built again for its results.
+            caller = name_where(a, lambda s: True)
+            body = f"{remote},{nowhere} via http".encode()
+            req = urllib.request.Request(a.http + "/" + caller, data=body, method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 202
+            assert await asyncio.wait_for(m_remote.recv(), 20) == f"got from={caller} via http"
+            deadline = time.monotonic() + 20
+            while True:
+                with urllib.request.urlopen(a.http + "/" + caller, timeout=10) as resp:
+                    last = resp.read().decode()
+                if last:
+                    break
+                assert time.monotonic() < deadline, "the results never reached the caller"
+                await asyncio.sleep(0.1)
+            _, results = parse_result(last)
+            assert results == {remote: (0, 1), nowhere: (-errno.EHOSTUNREACH, 0)}
+        finally:
+            await close_all([s] + members)
+    run(main())
+
+
+def test_federate_without_redis_reaches_this_shard_only_and_wakes_hibernated_objects(tmp_path):
+    r = Roomd(tmp_path, shards=2, extra=("--module", MODULE, "--hibernate-after", "300ms"))
+    try:
+        sender = name_where(r, lambda s: True)
+        home = r.route(sender)
+        same = name_where(r, lambda s: s == home)
+        other = name_where(r, lambda s: s != home)
+        absent = name_where(r, lambda s: s == home)
+
+        async def main():
+            s, = await join(r, sender, 1)
+            m_same, = await join(r, same, 1)
+            m_other, = await join(r, other, 1)
+            try:
+                deadline = time.monotonic() + 20
+                while f'msg="object hibernated" object={same} ' not in r.read_log():
+                    assert time.monotonic() < deadline, "the target never hibernated"
+                    await asyncio.sleep(0.05)
+                results = await federate(s, f"fed {same},{other},{absent} no redis")
+                assert results == {same: (0, 1), other: (-errno.ENETUNREACH, 0),
+                                   absent: (-errno.ENETUNREACH, 0)}
+                assert await asyncio.wait_for(m_same.recv(), 20) == f"got from={sender} no redis"
+                await expect_silence(m_other, 0.3)
+                assert f'msg="object woke" object={same}' in r.read_log()
+                # A call without keys is refused as a whole.
+                await s.send("fed  ")
+                assert await asyncio.wait_for(s.recv(), 20) == f"err {-errno.EINVAL}"
+            finally:
+                await close_all([s, m_same, m_other])
+        run(main())
+    finally:
+        r.stop()
+
+
+def fed_metric(cell, name):
+    with urllib.request.urlopen(cell.http + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(int(v) for v in re.findall(r"^%s\{shard=\"[^\"]+\"\} (\d+)$" % name, text, re.M))
+
+
+def test_hung_redis_is_detected_counted_and_recovered(cells, rds):
+    """A Redis that keeps its connections but answers nothing (SIGSTOP):
+    the reply deadline finds it, /healthz degrades, federate reports it, and
+    everything comes back once Redis answers again."""
+    a, b = cells
+    room = fresh_room()
+    remote = name_where(b, lambda s: True)
+    sender = name_where(a, lambda s: True)
+    hangs_before = fed_metric(a, "roomd_federation_hangs_total")
+
+    async def until(cond, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(cond):
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.05)
+
+    async def main():
+        ca = await join(a, room, 2)
+        cb, = await join(b, room, 1)
+        s, = await join(a, sender, 1)
+        m_remote, = await join(b, remote, 1)
+        try:
+            await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{room}", 2)
+            await asyncio.to_thread(rds.wait_subscribers, f"roomd:o:{remote}", 1)
+            await ca[0].send("before")
+            assert await asyncio.wait_for(cb.recv(), 20) == "before"
+            assert await asyncio.wait_for(ca[1].recv(), 20) == "before"
+            rds.proc.send_signal(signal.SIGSTOP)
+            try:
+                await until(lambda: '"federation":"degraded"' in a.health()[1] and
+                            '"federation":"degraded"' in b.health()[1],
+                            "a hung Redis was never reported on /healthz")
+                assert 'msg="redis not answering; reconnecting"' in a.read_log()
+                # In-cell delivery does not wait for Redis.
+                await ca[0].send("during")
+                assert await asyncio.wait_for(ca[1].recv(), 20) == "during"
+                # federate says why the other cell was not reached.
+                results = await federate(s, f"fed {remote} hung")
+                assert results == {remote: (-errno.ENOTCONN, 0)}
+            finally:
+                rds.proc.send_signal(signal.SIGCONT)
+            await until(lambda: '"federation":"ok"' in a.health()[1] and '"federation":"ok"' in b.health()[1],
+                        "federation never recovered after Redis answered again")
+            await ca[0].send("after")
+            # What was said during the hang may or may not have crossed (it was
+            # queued to a Redis that was not answering); "after" must.
+            got = []
+            while "after" not in got:
+                got.append(await asyncio.wait_for(cb.recv(), 20))
+            assert set(got) <= {"during", "after"}
+            assert await asyncio.wait_for(ca[1].recv(), 20) == "after"
+            results = await federate(s, f"fed {remote} back")
+            assert results == {remote: (0, 1)}
+            assert await asyncio.wait_for(m_remote.recv(), 20) == f"got from={sender} back"
+        finally:
+            await close_all(ca + [cb, s, m_remote])
+    run(main(), timeout=180)
+    assert_processes_alive(a)
+    assert_processes_alive(b)
+    log = a.read_log()
+    assert 'msg="redis resubscribed"' in log[log.rindex('msg="redis not answering; reconnecting"'):]
+    deadline = time.monotonic() + 20
+    while fed_metric(a, "roomd_federation_hangs_total") <= hangs_before:
+        assert time.monotonic() < deadline, "hangs never reached /metrics"
+        time.sleep(0.2)

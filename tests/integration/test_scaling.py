@@ -498,3 +498,47 @@ def roomd_admin(tmp_path):
     r = Roomd(tmp_path, shards=3, extra=("--admin-key", ADMIN))
     yield r
     r.stop()
+
+
+def test_alarms_follow_their_objects(tmp_path):
+    """Objects with an alarm and no connection at all: when the set shrinks
+    3 -> 1 their alarms are handed to the remaining shard before the removed
+    ones stop, and each fires exactly once there."""
+    r = Roomd(tmp_path, shards=3, extra=("--module", MODULE, "--admin-key", ADMIN))
+    try:
+        names = [f"a{i}" for i in range(24)]
+
+        async def arm():
+            for n in names:
+                async with websockets.connect(f"{r.ws}/meta/{n}") as ws:
+                    await ws.send("alarm 4000")
+                    assert await ws.recv() == "alarm set"
+
+        asyncio.run(arm())
+        placed = {n: r.route(f"meta/{n}") for n in names}
+        assert len(set(placed.values())) == 3
+        st, body = admin(r.http, "POST", "/admin/shards?count=1")
+        assert st == 202, body
+        # The removed shards stop only once they hold no alarm of another's.
+        deadline = time.monotonic() + 30
+        while True:
+            st, body = admin(r.http, "GET", "/admin/shards")
+            gone = [s for s in body["shards"] if s["name"] != "shard-0" and s["up"]]
+            if body["members"] == 1 and not gone:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+        assert "offering alarms to their objects' new shards" in r.read_log()
+
+        def fired(n):
+            with urllib.request.urlopen(f"{r.http}/meta/{n}", timeout=10) as h:
+                return h.read().decode().strip()
+
+        deadline = time.monotonic() + 30
+        while any(fired(n) != "alarms=1" for n in names):
+            assert time.monotonic() < deadline, {n: fired(n) for n in names}
+            time.sleep(0.2)
+        time.sleep(1.5)  # a duplicate firing would show as alarms=2
+        assert all(fired(n) == "alarms=1" for n in names)
+    finally:
+        r.stop()

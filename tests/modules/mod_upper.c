@@ -178,6 +178,120 @@ static const roomd_class meta = {
     .alarm = meta_alarm,
 };
 
+/* Class "fed": drives roomd_federate from text commands, for the tests.
+ *   "fed <k1>,<k2>,... <text>"           -> federate <text> to the keys; replies "id <id>"
+ *                                           (or "err <errno>")
+ *   "fedf <prefix> <k1>,<k2>,... <text>" -> the same, only to keys starting with <prefix>
+ * Its federate callback sends "got from=<from_key> <text>" to its members;
+ * its federate_result sends them "result id=<id> <key>=<status>:<holders> ..."
+ * and keeps it in storage. GET answers the last result; POST with the body
+ * "<k1>,<k2>,... <text>" federates from an object without members (its
+ * result then arrives after it was evicted: it is built again for it). */
+static int fed_create(roomd_ctx *ctx, void **ret_state)
+{
+    *ret_state = NULL;
+    return 0;
+}
+
+static int has_prefix(void *ud, const char *key)
+{
+    return strncmp(key, ud, strlen(ud)) == 0;
+}
+
+/* "<keys> <text>": federate text to the comma-separated keys. */
+static int64_t fed_run(roomd_ctx *ctx, char *cmd, const char *prefix)
+{
+    char *sp = strchr(cmd, ' ');
+    const char *text = sp ? sp + 1 : "";
+    if (sp)
+        *sp = '\0';
+    const char *keys[64];
+    size_t n = 0;
+    char *save = NULL;
+    for (char *k = strtok_r(cmd, ",", &save); k && n < 64; k = strtok_r(NULL, ",", &save))
+        keys[n++] = k;
+    return roomd_federate(ctx, keys, n, text, strlen(text), prefix ? has_prefix : NULL, (void *)prefix);
+}
+
+static void fed_message(roomd_ctx *ctx, void *state, roomd_conn *conn, int opcode,
+                        const uint8_t *data, size_t len)
+{
+    char cmd[4096], out[64];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)len, (const char *)data);
+    int64_t id;
+    if (strncmp(cmd, "fed ", 4) == 0) {
+        id = fed_run(ctx, cmd + 4, NULL);
+    } else if (strncmp(cmd, "fedf ", 5) == 0) {
+        char *sp = strchr(cmd + 5, ' ');
+        if (!sp)
+            return;
+        *sp = '\0';
+        id = fed_run(ctx, sp + 1, cmd + 5);
+    } else {
+        return;
+    }
+    int n = snprintf(out, sizeof out, id > 0 ? "id %lld" : "err %lld", (long long)id);
+    roomd_send(ctx, conn, ROOMD_TEXT, out, (size_t)n);
+}
+
+/* This instance's members only: every instance holding the key gets its own
+ * federate call (roomd_broadcast would reach the other cells' members too). */
+static void send_local(roomd_ctx *ctx, const char *text, size_t len)
+{
+    roomd_conn *c;
+    for (size_t i = 0; (c = roomd_conn_at(ctx, i)); i++)
+        roomd_send(ctx, c, ROOMD_TEXT, text, len);
+}
+
+static void fed_federate(roomd_ctx *ctx, void *state, const char *from_key, const uint8_t *data,
+                         size_t len)
+{
+    char out[4200];
+    int n = snprintf(out, sizeof out, "got from=%s %.*s", from_key, (int)len, (const char *)data);
+    send_local(ctx, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1);
+}
+
+static void fed_result(roomd_ctx *ctx, void *state, uint64_t id, const roomd_federate_result *res,
+                       size_t nres)
+{
+    char out[8192];
+    size_t n = (size_t)snprintf(out, sizeof out, "result id=%llu", (unsigned long long)id);
+    for (size_t i = 0; i < nres && n < sizeof out; i++)
+        n += (size_t)snprintf(out + n, sizeof out - n, " %s=%d:%u", res[i].key, res[i].status,
+                              res[i].holders);
+    if (n >= sizeof out)
+        n = sizeof out - 1;
+    roomd_storage_put(ctx, "last", 4, out, n);
+    send_local(ctx, out, n);
+}
+
+static void fed_http(roomd_ctx *ctx, void *state, const roomd_request *req)
+{
+    char out[8192];
+    if (strcmp(req->method, "POST") == 0) {
+        snprintf(out, sizeof out, "%.*s", (int)req->body_len, (const char *)req->body);
+        int64_t id = fed_run(ctx, out, NULL);
+        int n = snprintf(out, sizeof out, "%lld\n", (long long)id);
+        roomd_http_reply(ctx, id > 0 ? 202 : 400, NULL, out, (size_t)n);
+        return;
+    }
+    const void *v;
+    size_t vl;
+    if (roomd_storage_get(ctx, "last", 4, &v, &vl) < 0)
+        vl = 0;
+    roomd_http_reply(ctx, 200, NULL, vl ? v : "", vl);
+}
+
+static const roomd_class fed = {
+    .version = ROOMD_MODULE_API_VERSION,
+    .name = "fed",
+    .create = fed_create,
+    .message = fed_message,
+    .http = fed_http,
+    .federate = fed_federate,
+    .federate_result = fed_result,
+};
+
 /* Class "relay": every message goes unchanged to every other member, and
  * a durable count of the messages the object took ("n" in its storage) is
  * committed with it. GET answers "n=<count>". For the scaling tests: what
@@ -232,7 +346,9 @@ int roomd_module_init(roomd_loader *ld);
 int roomd_module_init(roomd_loader *ld)
 {
     int r = roomd_class_register(ld, &upper);
-    if (r >= 0)
+    if (r == 0)
         r = roomd_class_register(ld, &meta);
+    if (r == 0)
+        r = roomd_class_register(ld, &fed);
     return r < 0 ? r : roomd_class_register(ld, &relay);
 }

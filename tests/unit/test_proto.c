@@ -1131,12 +1131,49 @@ static void test_handoff_messages(void)
     RD_CHECK(m.type == PR_INFO && m.u.info.req == 9 && m.u.info.key.n == 0);
     rd_buf_reset(&b, 0);
 
-    const uint64_t counts[6] = { 10, 4, 300, 1, 0, UINT64_MAX };
+    const uint64_t counts[7] = { 10, 4, 300, 1, 0, UINT64_MAX, 2 };
     RD_CHECK_EQ_INT(pr_enc_info_res(&b, 9, counts), 0);
     RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
     RD_CHECK(m.type == PR_INFO_RES && m.u.info_res.req == 9 && m.u.info_res.objects == 10 &&
              m.u.info_res.hibernated == 4 && m.u.info_res.conns == 300 && m.u.info_res.found == 1 &&
-             m.u.info_res.key_hibernated == 0 && m.u.info_res.key_conns == UINT64_MAX);
+             m.u.info_res.key_hibernated == 0 && m.u.info_res.key_conns == UINT64_MAX &&
+             m.u.info_res.alarms == 2);
+    rd_buf_reset(&b, 0);
+
+    /* INFO_RES from a shard without the alarms field */
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 8);
+    pr_mp_put_uint(&b, PR_INFO_RES);
+    for (int i = 0; i < 7; i++)
+        pr_mp_put_uint(&b, 1);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_INFO_RES && m.u.info_res.key_conns == 1 && m.u.info_res.alarms == 0);
+    rd_buf_reset(&b, 0);
+
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 2);
+    pr_mp_put_uint(&b, PR_SET);
+    pr_mp_put_array(&b, 2);
+    pr_mp_put_str(&b, "shard-0", 7);
+    pr_mp_put_str(&b, "shard-1", 7);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    pr_str sn;
+    RD_CHECK(m.type == PR_SET && m.u.set.members.n == 2);
+    RD_CHECK_EQ_INT(pr_list_next_str(&m.u.set.members, &sn), 0);
+    RD_CHECK(str_eq(sn, "shard-0"));
+    rd_buf_reset(&b, 0);
+
+    RD_CHECK_EQ_INT(pr_enc_alarm(&b, PR_ALARM_MOVE, "meta/a", 6, 1234, 2, "shard-3", 7), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_ALARM_MOVE && str_eq(m.u.alarm.key, "meta/a") && m.u.alarm.at == 1234 &&
+             m.u.alarm.retries == 2 && str_eq(m.u.alarm.shard, "shard-3"));
+    rd_buf_reset(&b, 0);
+    RD_CHECK_EQ_INT(pr_enc_alarm(&b, PR_ALARM_MOVED, "meta/a", 6, 1234, 0, "shard-3", 7), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_ALARM_MOVED && m.u.alarm.at == 1234 && str_eq(m.u.alarm.shard, "shard-3"));
+    RD_CHECK_EQ_INT(pr_enc_alarm(&b, PR_PING, "k", 1, 0, 0, "s", 1), -EINVAL);
     rd_buf_reset(&b, 0);
 
     /* the reserved numbers between them are unknown types */
@@ -1342,8 +1379,8 @@ static void test_decode_errors(void)
     EXPECT_ERR(type0, "unknown message type 0");
     static const uint8_t type19[] = { 0x92, 0x13, 0x01 };
     EXPECT_ERR(type19, "unknown message type 19");
-    static const uint8_t type27[] = { 0x92, 0x1b, 0x01 };
-    EXPECT_ERR(type27, "unknown message type 27");
+    static const uint8_t type30[] = { 0x92, 0x1e, 0x01 };
+    EXPECT_ERR(type30, "unknown message type 30");
     static const uint8_t type42[] = { 0x92, 0x2a, 0x01 };
     EXPECT_ERR(type42, "unknown message type 42");
     static const uint8_t type_big[] = { 0x92, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1516,7 +1553,7 @@ static void test_type_name(void)
                                          "PING", "PONG", "META", "AUTORESP", "AUTOHIT",
                                          "PUBLISH", "DETACH", "DETACHED", "UNKNOWN", "UNKNOWN",
                                          "UNKNOWN", "UNKNOWN", "UNKNOWN", "UNKNOWN", "INFO",
-                                         "INFO_RES", "UNKNOWN" };
+                                         "INFO_RES", "SET", "ALARM_MOVE", "ALARM_MOVED", "UNKNOWN" };
     for (int i = 0; i < (int)N(names); i++)
         RD_CHECK(strcmp(pr_type_name(i), names[i]) == 0);
     RD_CHECK(strcmp(pr_type_name(-1), "UNKNOWN") == 0);
@@ -1575,9 +1612,9 @@ static void test_pong_stats(void)
     rd_hist_observe(&h, 3000000);
     rd_buf b = RD_BUF_INIT;
     size_t start = pr_frame_begin(&b);
-    pr_mp_put_array(&b, 12);
+    pr_mp_put_array(&b, 13);
     pr_mp_put_uint(&b, PR_PONG);
-    for (uint64_t v = 1; v <= 8; v++)
+    for (uint64_t v = 1; v <= 9; v++)
         pr_mp_put_uint(&b, v);
     pr_put_hist(&b, &h);
     pr_mp_put_array(&b, 3);
@@ -1588,8 +1625,8 @@ static void test_pong_stats(void)
     pr_msg m;
     char err[RD_ERR_LEN];
     RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + PR_FRAME_HDR, rd_buf_avail(&b) - PR_FRAME_HDR, &m, err), 0);
-    RD_CHECK(m.type == PR_PONG && m.u.ping.token == 1 && m.u.ping.gaps == 6 && m.u.ping.live == 7 &&
-             m.u.ping.hibernated == 8);
+    RD_CHECK(m.type == PR_PONG && m.u.ping.token == 1 && m.u.ping.gaps == 6 && m.u.ping.hangs == 7 &&
+             m.u.ping.live == 8 && m.u.ping.hibernated == 9);
     RD_CHECK_EQ_INT(pr_get_hist(&m.u.ping.commit_hist, &got), 0);
     RD_CHECK(memcmp(&got, &h, sizeof h) == 0);
     RD_CHECK_EQ_INT(pr_get_hist(&m.u.ping.event_hist, &got), -EINVAL);
@@ -1605,9 +1642,9 @@ static void test_pong_stats(void)
 
     /* A histogram element that is not an unsigned integer fails the decode. */
     start = pr_frame_begin(&b);
-    pr_mp_put_array(&b, 10);
+    pr_mp_put_array(&b, 11);
     pr_mp_put_uint(&b, PR_PONG);
-    for (uint64_t v = 1; v <= 8; v++)
+    for (uint64_t v = 1; v <= 9; v++)
         pr_mp_put_uint(&b, v);
     pr_mp_put_array(&b, RD_HIST_BOUNDS + 2);
     for (int i = 0; i < RD_HIST_BOUNDS + 1; i++)
