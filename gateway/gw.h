@@ -14,6 +14,7 @@
 #include "http_parser.h"
 #include "pr_msg.h"
 #include "rd_buf.h"
+#include "rd_hist.h"
 #include "rd_map.h"
 #include "ws_deflate.h"
 #include "ws_frame.h"
@@ -133,6 +134,7 @@ typedef struct gw_conn {
     struct gw_conn *flush_next;
     struct gw_conn *reap_next;
     char remote[56];
+    uint64_t sent_ns;         /* OPEN or HTTP_REQ handed to the shard at (for /metrics) */
 } gw_conn;
 
 struct gw_shard {
@@ -162,6 +164,8 @@ struct gw_shard {
     uint64_t down_since_ms;   /* link lost at (monotonic); 0 while up */
     uint8_t fed;              /* federation state from the last PONG: 0 off, 1 ok, 2 degraded */
     uint64_t fed_published, fed_dropped, fed_received, fed_gaps, fed_hangs; /* from the last PONG */
+    uint64_t objects_live, objects_hibernated;                  /* from the last PONG */
+    rd_hist commit_hist, event_hist, fed_lag_hist;              /* from the last PONG */
     struct gw_conn *paused;   /* clients waiting for this link to drain */
     char **classes;
     size_t nclasses;
@@ -229,11 +233,20 @@ typedef struct gw_config {
     uint64_t compression_min;
 } gw_config;
 
+/* Why a WebSocket handshake failed, for /metrics. */
+enum gw_hs_fail {
+    GW_HSF_BAD_REQUEST,       /* not a valid RFC 6455 upgrade (400, 426) */
+    GW_HSF_ORIGIN,            /* --allowed-origins (403) */
+    GW_HSF_UNKNOWN_CLASS,     /* 404 */
+    GW_HSF_UNAVAILABLE,       /* no shard, or the owning shard is down (503) */
+    GW_HSF_REJECTED,          /* the object refused it (REJECT: maxConnections, the class) */
+    GW_HSF_COUNT,
+};
+
 /* Counters for /metrics. */
 typedef struct gw_stats {
     uint64_t accepted;
     uint64_t handshakes_ok;
-    uint64_t handshakes_failed;
     uint64_t http_requests;
     uint64_t refused_per_ip;
     uint64_t refused_origin;
@@ -256,6 +269,11 @@ typedef struct gw_stats {
     uint64_t compressed_in;
     uint64_t pmd_conns;             /* connections with per-connection zlib state now */
     uint64_t pmd_conn_memory;       /* their estimated zlib memory */
+    uint64_t hs_failed[GW_HSF_COUNT];
+    uint64_t tls_failed;            /* TLS handshakes that failed */
+    uint64_t dropped_closed;        /* shard messages for a connection no longer open */
+    rd_hist open_hist;              /* OPEN -> ACCEPT/REJECT */
+    rd_hist http_hist;              /* HTTP_REQ -> HTTP_RES */
     uint64_t set_changes;           /* routing set changes */
     uint64_t handoffs;              /* objects moved between shards */
     uint64_t handoff_conns;         /* connections moved */

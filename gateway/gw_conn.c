@@ -527,7 +527,20 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_http_requests_total", "counter", "HTTP requests parsed.", NULL, st->http_requests);
     metric(b, "roomd_handshakes_total", "counter", "WebSocket handshakes by result.", "{result=\"ok\"}",
            st->handshakes_ok);
-    metric(b, "roomd_handshakes_total", NULL, NULL, "{result=\"failed\"}", st->handshakes_failed);
+    static const char *const hsf[GW_HSF_COUNT] = { "bad_request", "origin", "unknown_class", "unavailable",
+                                                   "rejected" };
+    uint64_t failed = 0;
+    for (size_t i = 0; i < GW_HSF_COUNT; i++)
+        failed += st->hs_failed[i];
+    metric(b, "roomd_handshakes_total", NULL, NULL, "{result=\"failed\"}", failed);
+    for (size_t i = 0; i < GW_HSF_COUNT; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "{reason=\"%s\"}", hsf[i]);
+        metric(b, "roomd_handshake_failures_total", i ? NULL : "counter", "WebSocket handshakes refused, by reason.",
+               labels, st->hs_failed[i]);
+    }
+    metric(b, "roomd_tls_handshake_failures_total", "counter", "TLS handshakes that failed.", NULL,
+           st->tls_failed);
     metric(b, "roomd_refused_total", "counter", "Requests refused by a limit.", "{reason=\"per_ip\"}",
            st->refused_per_ip);
     metric(b, "roomd_refused_total", NULL, NULL, "{reason=\"origin\"}", st->refused_origin);
@@ -544,10 +557,16 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_closed_total", NULL, NULL, "{reason=\"slow_consumer\"}", st->closed_slow);
     metric(b, "roomd_closed_total", NULL, NULL, "{reason=\"idle\"}", st->closed_idle);
     metric(b, "roomd_closed_total", NULL, NULL, "{reason=\"protocol\"}", st->closed_protocol);
-    metric(b, "roomd_dropped_messages_total", "counter", "Messages dropped by --slow-policy drop-oldest.",
-           NULL, st->dropped_slow);
-    metric(b, "roomd_dropped_bytes_total", "counter", "Bytes dropped by --slow-policy drop-oldest.", NULL,
-           st->dropped_slow_bytes);
+    metric(b, "roomd_dropped_messages_total", "counter",
+           "Messages to clients dropped: by --slow-policy drop-oldest, or for a connection already closed.",
+           "{reason=\"slow_consumer\"}", st->dropped_slow);
+    metric(b, "roomd_dropped_messages_total", NULL, NULL, "{reason=\"closed\"}", st->dropped_closed);
+    metric(b, "roomd_dropped_bytes_total", "counter", "Bytes dropped by --slow-policy drop-oldest.",
+           "{reason=\"slow_consumer\"}", st->dropped_slow_bytes);
+    rd_hist_render(b, "roomd_shard_request_seconds",
+                   "Gateway to shard and back: a WebSocket open (OPEN to ACCEPT/REJECT) or an object HTTP request.",
+                   true, "kind=\"open\"", &st->open_hist);
+    rd_hist_render(b, "roomd_shard_request_seconds", NULL, false, "kind=\"http\"", &st->http_hist);
     metric(b, "roomd_link_pauses_total", "counter", "Clients paused because their shard link was full.",
            NULL, st->link_pauses);
     metric(b, "roomd_accept_pauses_total", "counter", "Times accepting paused (limit or descriptors).",
@@ -639,6 +658,31 @@ void gw_metrics_render(rd_buf *b)
         metric(b, "roomd_federation_state", i ? NULL : "gauge", "0 off, 1 ok, 2 degraded.", labels,
                gw.shards[i]->fed);
     }
+    /* Objects and latency histograms, per shard, from its last PONG. */
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < gw.nshards; i++) {
+            char labels[128];
+            snprintf(labels, sizeof labels, "{shard=\"%s\",state=\"%s\"}", gw.shards[i]->name,
+                     k ? "hibernated" : "live");
+            metric(b, "roomd_shard_objects", i || k ? NULL : "gauge",
+                   "Objects on a shard: live (in memory) or hibernated (evicted, WebSockets kept).", labels,
+                   k ? gw.shards[i]->objects_hibernated : gw.shards[i]->objects_live);
+        }
+    static const struct { const char *name, *help; size_t off; } hists[] = {
+        { "roomd_shard_commit_seconds", "Storage commits that wrote something (one per object per loop turn).",
+          offsetof(gw_shard, commit_hist) },
+        { "roomd_shard_message_seconds", "A client message's handling on its shard (the class's callback).",
+          offsetof(gw_shard, event_hist) },
+        { "roomd_federation_lag_seconds", "Sampled broadcasts' round trip shard -> Redis -> shard.",
+          offsetof(gw_shard, fed_lag_hist) },
+    };
+    for (size_t k = 0; k < sizeof hists / sizeof hists[0]; k++)
+        for (size_t i = 0; i < gw.nshards; i++) {
+            char labels[96];
+            snprintf(labels, sizeof labels, "shard=\"%s\"", gw.shards[i]->name);
+            rd_hist_render(b, hists[k].name, hists[k].help, i == 0, labels,
+                           (const rd_hist *)((const char *)gw.shards[i] + hists[k].off));
+        }
 }
 
 static void gateway_route(gw_conn *c, const gw_http_request *req, const char *path, size_t plen)
@@ -969,12 +1013,14 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
 {
     bool upgrade = ws_handshake_requested(req);
     if (!gw_any_shard_up()) {
+        gw.stats.hs_failed[GW_HSF_UNAVAILABLE] += upgrade;
         http_error(c, 503, "no shard is available yet; retry shortly", "Retry-After: 1\r\n");
         return;
     }
     if (!gw_class_known(t->cls, t->cls_len)) {
         char why[96];
         snprintf(why, sizeof why, "unknown class '%.*s'", (int)t->cls_len, t->cls);
+        gw.stats.hs_failed[GW_HSF_UNKNOWN_CLASS] += upgrade;
         http_error(c, 404, why, NULL);
         return;
     }
@@ -984,6 +1030,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     size_t protos_len = 0;
     if (upgrade && !origin_allowed(req)) {
         gw.stats.refused_origin++;
+        gw.stats.hs_failed[GW_HSF_ORIGIN]++;
         http_error(c, 403, "origin not allowed", NULL);
         return;
     }
@@ -992,7 +1039,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         char err[RD_ERR_LEN];
         if (ws_handshake_check(req, accept, &protos, &protos_len, &status, err) < 0 ||
             negotiate_pmd(c, req, ext_resp, &status, err) < 0) {
-            gw.stats.handshakes_failed++;
+            gw.stats.hs_failed[GW_HSF_BAD_REQUEST]++;
             http_error(c, status, err, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
             return;
         }
@@ -1015,11 +1062,13 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     if (moving && moving->from && moving->from->up)
         s = moving->from; /* still the owner until the move: a new member moves with the others */
     if (!s || !s->up) {
+        gw.stats.hs_failed[GW_HSF_UNAVAILABLE] += upgrade;
         http_error(c, 503, "the shard owning this object is restarting; retry shortly",
                    "Retry-After: 1\r\n");
         return;
     }
     c->shard = s;
+    c->sent_ns = rd_mono_ns();
     c->shard_gen = s->gen;
     rd_buf *b = &s->out;
     size_t start = pr_frame_begin(b);
@@ -1459,6 +1508,7 @@ static int tls_handshake(gw_conn *c)
         return 0;
     }
     gw_tls_log_errors("handshake");
+    gw.stats.tls_failed++;
     rd_debug("msg=\"tls handshake failed\" conn=%llu remote=%s", (unsigned long long)c->id, c->remote);
     conn_kill(c);
     return -1;
@@ -2184,6 +2234,7 @@ void gw_conn_on_accept(gw_conn *c, const pr_msg *m)
     }
     if (c->state != GW_C_WAIT_OPEN)
         return;
+    rd_hist_observe(&gw.stats.open_hist, (rd_mono_ns() - c->sent_ns) / 1000);
     size_t klen = strlen(c->key);
     const char *accept = c->key + klen + 1;
     const char *ext = accept + WS_ACCEPT_LEN + 1;
@@ -2232,6 +2283,8 @@ void gw_conn_on_reject(gw_conn *c, const pr_msg *m)
     }
     if (c->state != GW_C_WAIT_OPEN)
         return;
+    gw.stats.hs_failed[GW_HSF_REJECTED]++;
+    rd_hist_observe(&gw.stats.open_hist, (rd_mono_ns() - c->sent_ns) / 1000);
     c->shard_open = false;
     c->state = GW_C_HTTP;
     int status = (int)m->u.reject.status;
@@ -2244,8 +2297,10 @@ void gw_conn_on_reject(gw_conn *c, const pr_msg *m)
 
 void gw_conn_on_send(gw_conn *c, const pr_msg *m)
 {
-    if (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT)
+    if (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT) {
+        gw.stats.dropped_closed++;
         return;
+    }
     gw_blob *plain = NULL, *cache[GW_PMD_SHARED] = { 0 };
     gw_blob *b = frame_for(c, m->u.frame.opcode == WS_OP_BINARY ? WS_OP_BINARY : WS_OP_TEXT,
                            m->u.frame.payload.p, m->u.frame.payload.n, &plain, cache);
@@ -2270,8 +2325,10 @@ void gw_conn_on_broadcast(gw_shard *s, const pr_msg *m)
     while (pr_list_next_uint(&l, &id) == 0) {
         gw_conn *c = rd_map_get(&gw.conns, id);
         /* Only the shard a connection belongs to may write to it. */
-        if (!c || c->shard != s || (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT))
+        if (!c || c->shard != s || (c->state != GW_C_WS && c->state != GW_C_CLOSE_WAIT)) {
+            gw.stats.dropped_closed++;
             continue;
+        }
         gw_blob *b = frame_for(c, op, m->u.broadcast.payload.p, m->u.broadcast.payload.n, &plain, cache);
         if (!b)
             continue;
@@ -2322,6 +2379,7 @@ void gw_conn_on_http_res(gw_conn *c, const pr_msg *m)
 {
     if (c->state != GW_C_WAIT_HTTP)
         return;
+    rd_hist_observe(&gw.stats.http_hist, (rd_mono_ns() - c->sent_ns) / 1000);
     int status = (int)m->u.http_res.status;
     if (status < 100 || status > 599)
         status = 502;

@@ -326,6 +326,12 @@ static void dispatch(gw_shard *s, const uint8_t *body, size_t len)
         s->fed_received = m.u.ping.received;
         s->fed_gaps = m.u.ping.gaps;
         s->fed_hangs = m.u.ping.hangs;
+        s->objects_live = m.u.ping.live;
+        s->objects_hibernated = m.u.ping.hibernated;
+        /* An older shard sends none (the histograms read as empty). */
+        pr_get_hist(&m.u.ping.commit_hist, &s->commit_hist);
+        pr_get_hist(&m.u.ping.event_hist, &s->event_hist);
+        pr_get_hist(&m.u.ping.fed_lag_hist, &s->fed_lag_hist);
         return;
     default:
         rd_err("msg=\"unexpected message from shard\" shard=%s type=%s", s->name, pr_type_name(m.type));

@@ -47,7 +47,7 @@ struct pr_field {
     const char *name;
 };
 
-#define PR_MAX_FIELDS 11
+#define PR_MAX_FIELDS 12
 
 struct pr_desc {
     const char *name;
@@ -89,9 +89,10 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
         F(K_UINT, http_res, req), F(K_UINT, http_res, status), F(K_KV_LIST, http_res, headers),
         F(K_BIN, http_res, body) } },
     [PR_PING] = { "PING", 1, { F(K_UINT, ping, token) } },
-    [PR_PONG] = { "PONG", 7, { F(K_UINT, ping, token), F(K_UINT, ping, status), F(K_UINT, ping, published),
-        F(K_UINT, ping, dropped), F(K_UINT, ping, received), F(K_UINT, ping, gaps),
-        F(K_UINT, ping, hangs) }, 1 },
+    [PR_PONG] = { "PONG", 12, { F(K_UINT, ping, token), F(K_UINT, ping, status), F(K_UINT, ping, published),
+        F(K_UINT, ping, dropped), F(K_UINT, ping, received), F(K_UINT, ping, gaps), F(K_UINT, ping, hangs),
+        F(K_UINT, ping, live), F(K_UINT, ping, hibernated), F(K_UINT_LIST, ping, commit_hist), F(K_UINT_LIST, ping, event_hist),
+        F(K_UINT_LIST, ping, fed_lag_hist) }, 1 },
     [PR_META] = { "META", 4, {
         F(K_UINT, meta, conn), F(K_UINT, meta, what), F(K_BIN, meta, attachment),
         F(K_STR_LIST, meta, tags) } },
@@ -453,4 +454,27 @@ int pr_enc_ping(rd_buf *b, int type, uint64_t token)
     pr_mp_put_uint(b, (uint64_t)type);
     pr_mp_put_uint(b, token);
     return pr_frame_end(b, start);
+}
+
+void pr_put_hist(rd_buf *b, const rd_hist *h)
+{
+    pr_mp_put_array(b, RD_HIST_BOUNDS + 2);
+    for (size_t i = 0; i <= RD_HIST_BOUNDS; i++)
+        pr_mp_put_uint(b, h->counts[i]);
+    pr_mp_put_uint(b, h->sum_us);
+}
+
+int pr_get_hist(pr_list *l, rd_hist *h)
+{
+    *h = (rd_hist){ { 0 }, 0 };
+    if (l->n != RD_HIST_BOUNDS + 2)
+        return -EINVAL;
+    rd_hist t;
+    for (size_t i = 0; i <= RD_HIST_BOUNDS; i++)
+        if (pr_list_next_uint(l, &t.counts[i]) < 0)
+            return -EBADMSG;
+    if (pr_list_next_uint(l, &t.sum_us) < 0)
+        return -EBADMSG;
+    *h = t;
+    return 0;
 }

@@ -26,9 +26,14 @@
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
- *                 received, gaps, hangs]                   gateway): federation state
- *                                                          0 off, 1 ok, 2 degraded, and
- *                                                          its counters
+ *                 received, gaps, hangs, live, hibernated, gateway): federation state
+ *                 commit_hist[uint], event_hist[uint],     0 off, 1 ok, 2 degraded, and
+ *                 fed_lag_hist[uint]]                      its counters; objects in
+ *                                                          memory and hibernated now;
+ *                                                          histograms (pr_put_hist) of
+ *                                                          storage commits, message
+ *                                                          events and the federation
+ *                                                          round trip through Redis
  *  META        [13, conn, what, attachment(bin), tags[str]]  shard -> gateway: the class set
  *                                                          a connection's attachment (what
  *                                                          bit 1) and/or tags (bit 2); the
@@ -85,6 +90,7 @@
 
 #include "pr_mp.h"
 #include "rd_buf.h"
+#include "rd_hist.h"
 
 #define PR_VERSION 1
 #define PR_FRAME_MAX (16u * 1024 * 1024)
@@ -156,7 +162,8 @@ typedef struct pr_msg {
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
                  pr_str remote; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
-        struct { uint64_t token; uint64_t status, published, dropped, received, gaps, hangs; } ping; /* PING, PONG */
+        struct { uint64_t token; uint64_t status, published, dropped, received, gaps, hangs;
+                 uint64_t live, hibernated; pr_list commit_hist, event_hist, fed_lag_hist; } ping; /* PING, PONG */
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;
@@ -210,5 +217,12 @@ int pr_enc_info_res(rd_buf *b, uint64_t req, const uint64_t counts[7]);
 /* ALARM_MOVE (with retries) or ALARM_MOVED (retries unused). */
 int pr_enc_alarm(rd_buf *b, int type, const char *key, size_t klen, uint64_t at, uint64_t retries,
                  const char *shard, size_t slen);
+
+/* A histogram as a uint array: its RD_HIST_BOUNDS + 1 bucket counts, then
+ * the sum in microseconds. pr_get_hist fills h from such a list: -EINVAL
+ * (h zeroed) when the list is empty or of another length (a peer built with
+ * other bounds), -EBADMSG when an element is not an unsigned integer. */
+void pr_put_hist(rd_buf *b, const rd_hist *h);
+int pr_get_hist(pr_list *l, rd_hist *h);
 
 #endif

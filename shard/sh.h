@@ -10,6 +10,7 @@
 
 #include "pr_msg.h"
 #include "rd_buf.h"
+#include "rd_hist.h"
 #include "rd_map.h"
 #include "rd_uuid.h"
 #include "roomd_module.h"
@@ -128,6 +129,8 @@ typedef struct sh_server {
     uint64_t alarms_fired;
     uint64_t hibernations, wakes;
     uint64_t input_pauses;
+    rd_hist commit_hist;        /* storage commits that wrote something */
+    rd_hist event_hist;         /* handling one client message (the class's callback) */
     uint64_t detached;          /* connections handed to another shard */
 } sh_server;
 

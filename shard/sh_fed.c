@@ -101,7 +101,16 @@ static struct {
     uint64_t published, dropped, unconfirmed, received, delivered, echoes, gaps, bad, hangs;
     uint64_t federated, federate_in;
     rd_buf scratch;
+    /* Federation lag, sampled: one publish at a time is timed until its own
+     * echo comes back through Redis (what every other cell sees at about
+     * the same time). A sample whose echo never comes (its object stopped
+     * listening, Redis lost it) is replaced after FED_LAG_GIVE_UP publishes. */
+    const sh_fed_obj *lag_obj;
+    uint64_t lag_seq, lag_start_ns, lag_published;
+    rd_hist lag;
 } fed;
+
+#define FED_LAG_GIVE_UP 10000
 
 static void link_connect(fed_link *l);
 
@@ -160,7 +169,7 @@ static void channel_cmd(const char *cmd, sh_object *o)
 
 void sh_fed_stats_get(sh_fed_stats *ret)
 {
-    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps, fed.hangs };
+    *ret = (sh_fed_stats){ fed.published, fed.dropped, fed.received, fed.gaps, fed.hangs, fed.lag };
 }
 
 bool sh_fed_on(void)
@@ -203,6 +212,8 @@ void sh_fed_unwatch(sh_object *o)
         return;
     sh_fed_obj *f = o->fed;
     f->watched = false;
+    if (fed.lag_obj == f)
+        fed.lag_obj = NULL;
     /* Whoever joins later starts from what arrives then: no gaps across the
      * time nobody was here. */
     f->norigins = f->next_slot = 0;
@@ -215,6 +226,8 @@ void sh_fed_forget(sh_object *o)
     sh_fed_obj *f = o->fed;
     if (!f)
         return;
+    if (fed.lag_obj == f)
+        fed.lag_obj = NULL;
     if (f->subscribed)
         fed.subscribed--;
     free(f);
@@ -277,6 +290,12 @@ void sh_fed_publish(sh_object *o, int opcode, const void *data, size_t len)
     int r = queue_publish(o->key, o->key_len, &env, pub_cb, (void *)(uintptr_t)rd_buf_avail(&env));
     if (r == 0) {
         fed.published++;
+        if (!fed.lag_obj || fed.published - fed.lag_published > FED_LAG_GIVE_UP) {
+            fed.lag_obj = f;
+            fed.lag_seq = seq;
+            fed.lag_start_ns = rd_mono_ns();
+            fed.lag_published = fed.published;
+        }
     } else if (fed.dropped++ % 1000 == 0) {
         rd_warn("msg=\"federation publish dropped\" object=%s redis=%s dropped_total=%" PRIu64,
                 o->key, r == -EAGAIN ? "backlogged" : "down", fed.dropped);
@@ -381,6 +400,10 @@ static void on_message(const char *ch, size_t chl, const uint8_t *p, size_t n)
     }
     if (e.origin && e.origin_len == FED_ORIGIN_LEN && memcmp(e.origin, fed.origin, FED_ORIGIN_LEN) == 0) {
         fed.echoes++; /* a federate too: roomd_federate delivered it here directly */
+        if (o->fed == fed.lag_obj && e.seq == fed.lag_seq) {
+            rd_hist_observe(&fed.lag, (rd_mono_ns() - fed.lag_start_ns) / 1000);
+            fed.lag_obj = NULL;
+        }
         goto out;
     }
     if (e.type == SH_FED_FEDERATE) {

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "rd_buf.h"
+#include "rd_hist.h"
 
 struct sh_object;
 
@@ -81,6 +82,7 @@ int sh_fed_state(void);
 typedef struct sh_fed_stats {
     uint64_t published, dropped, received, gaps;
     uint64_t hangs;             /* connections dropped for missing their reply deadline */
+    rd_hist lag;                /* sampled publish -> own echo round trips through Redis */
 } sh_fed_stats;
 void sh_fed_stats_get(sh_fed_stats *ret);
 

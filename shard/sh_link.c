@@ -184,7 +184,7 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
         size_t start = pr_frame_begin(b);
         sh_fed_stats fs;
         sh_fed_stats_get(&fs);
-        pr_mp_put_array(b, 8);
+        pr_mp_put_array(b, 13);
         pr_mp_put_uint(b, PR_PONG);
         pr_mp_put_uint(b, m.u.ping.token);
         pr_mp_put_uint(b, (uint64_t)sh_fed_state());
@@ -193,6 +193,11 @@ static void dispatch(sh_link *l, const uint8_t *body, size_t len)
         pr_mp_put_uint(b, fs.received);
         pr_mp_put_uint(b, fs.gaps);
         pr_mp_put_uint(b, fs.hangs);
+        pr_mp_put_uint(b, sh.objects.count - sh.hibernated);
+        pr_mp_put_uint(b, sh.hibernated);
+        pr_put_hist(b, &sh.commit_hist);
+        pr_put_hist(b, &sh.event_hist);
+        pr_put_hist(b, &fs.lag);
         pr_frame_end(b, start);
         sh_link_want_flush(l);
         return;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "rd_log.h"
+#include "rd_time.h"
 #include "sh.h"
 #include "sh_fed.h"
 
@@ -423,6 +424,8 @@ void sh_commit_object(sh_object *o)
     if (!o->store)
         return;
     char err[RD_ERR_LEN];
+    bool writes = sh_store_pending(o->store);
+    uint64_t t0 = writes ? rd_mono_ns() : 0;
     if (sh_store_commit(o->store, err) < 0) {
         /* Crash-only: the output that depended on these writes is still
          * unsent, so nothing was acknowledged; the gateway restarts us and
@@ -430,6 +433,8 @@ void sh_commit_object(sh_object *o)
         rd_err("msg=\"storage commit failed; stopping\" object=%s err=\"%s\"", o->key, err);
         _exit(70);
     }
+    if (writes)
+        rd_hist_observe(&sh.commit_hist, (rd_mono_ns() - t0) / 1000);
 }
 
 void sh_commit_dirty(void)

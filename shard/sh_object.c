@@ -610,9 +610,12 @@ void sh_object_handle(sh_link *l, const pr_msg *m)
     case PR_OPEN:
         handle_open(l, m);
         break;
-    case PR_FRAME:
+    case PR_FRAME: {
+        uint64_t t0 = rd_mono_ns();
         handle_frame(l, m);
+        rd_hist_observe(&sh.event_hist, (rd_mono_ns() - t0) / 1000);
         break;
+    }
     case PR_CLOSE:
         handle_close(l, m);
         break;

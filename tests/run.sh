@@ -1,13 +1,14 @@
 #!/bin/bash
 # The whole test suite: installs what is missing, builds with ASan/UBSan and
 # -Werror, runs the unit tests and fuzz-corpus replays (meson test), then the
-# integration tests (pytest against the real binaries), and ends with one
+# integration tests (pytest against the real binaries) and the Docker deploy
+# test (tests/deploy: it installs and starts Docker itself), and ends with one
 # line: "N passed, N failed[, N skipped]".
 set -u
 pytest_args=("$@")
 cd "$(dirname "$0")/.."
 . tests/deps.sh
-roomd_install_deps python3 python3-pytest python3-websockets python3-msgpack python3-redis \
+roomd_install_deps python3 python3-pytest python3-websockets python3-msgpack python3-redis python3-prometheus-client \
     redis-server clang libclang-rt-14-dev curl || { echo "0 passed, 1 failed"; exit 1; }
 
 BUILD=${ROOMD_TEST_BUILD:-build-test}
@@ -48,7 +49,7 @@ fi
 
 # Integration tests against the real binaries.
 export ROOMD_BUILD="$PWD/$BUILD"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$BUILD/pytest.xml" tests/integration "${pytest_args[@]}"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$BUILD/pytest.xml" tests/integration tests/deploy "${pytest_args[@]}"
 counts=$(/usr/bin/python3 - "$BUILD/pytest.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:

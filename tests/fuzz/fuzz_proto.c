@@ -69,7 +69,7 @@ static void put_s(rd_buf *b, pr_str s)
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 8, 5, 4, 3, 5, 3, 3,
+    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 13, 5, 4, 3, 5, 3, 3,
                                        0, 0, 0, 0, 0, 0, 3, 9, 2, 5, 4 };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
@@ -199,6 +199,20 @@ static void reencode(const pr_msg *m, rd_buf *out)
         pr_mp_put_uint(out, m->u.ping.received);
         pr_mp_put_uint(out, m->u.ping.gaps);
         pr_mp_put_uint(out, m->u.ping.hangs);
+        pr_mp_put_uint(out, m->u.ping.live);
+        pr_mp_put_uint(out, m->u.ping.hibernated);
+        walk_uint(m->u.ping.commit_hist, out);
+        walk_uint(m->u.ping.event_hist, out);
+        walk_uint(m->u.ping.fed_lag_hist, out);
+        /* The gateway reads the histograms: a list of the right length
+         * decodes, any other is refused and reads as empty. */
+        const pr_list *hl[3] = { &m->u.ping.commit_hist, &m->u.ping.event_hist, &m->u.ping.fed_lag_hist };
+        for (size_t i = 0; i < 3; i++) {
+            pr_list l = *hl[i];
+            rd_hist h;
+            int r = pr_get_hist(&l, &h);
+            CHECK(r == 0 ? hl[i]->n == RD_HIST_BOUNDS + 2 : r == -EINVAL && rd_hist_count(&h) == 0);
+        }
         break;
     default:
         abort();

@@ -53,7 +53,12 @@ def shard_link(roomd, name="shard-0"):
 def test_shard_speaks_the_documented_protocol(roomd):
     link = shard_link(roomd)
     link.send([PING, 77])
-    assert link.recv() == [PONG, 77, 0, 0, 0, 0, 0, 0]  # federation state (0: off) and its counters
+    pong = link.recv()
+    assert pong[:8] == [PONG, 77, 0, 0, 0, 0, 0, 0]  # federation state (0: off) and its counters
+    # objects live and hibernated, then histograms (commits, message handling,
+    # federation lag): RD_HIST_BOUNDS + 1 bucket counts and the sum in microseconds
+    assert len(pong) == 13 and all(isinstance(v, int) and v >= 0 for v in pong[8:10])
+    assert all(len(h) == 17 and all(isinstance(v, int) for v in h) for h in pong[10:])
     link.send([OPEN, 1, "echo/direct", "0190c7e0-0000-7000-8000-000000000001", 1700000000000, 0,
                "", "127.0.0.1:1", "", {"host": "x"}])
     assert link.recv() == [ACCEPT, 1, None]

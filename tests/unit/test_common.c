@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "rd_buf.h"
+#include "rd_hist.h"
 #include "rd_log.h"
 #include "rd_config.h"
 #include "rd_hash.h"
@@ -235,8 +236,47 @@ static void test_buf(void)
     rd_buf_free(&b); /* freeing twice is fine */
 }
 
+/* Buckets are upper-inclusive (Prometheus' le), the text is cumulative,
+ * and the sum is in seconds. */
+static void test_hist(void)
+{
+    rd_hist h = { { 0 }, 0 };
+    rd_hist_observe(&h, 0);
+    rd_hist_observe(&h, 50);       /* le 5e-05 */
+    rd_hist_observe(&h, 51);       /* le 0.0001 */
+    rd_hist_observe(&h, 2500000);  /* the last bound */
+    rd_hist_observe(&h, 9000000);  /* +Inf */
+    RD_CHECK_EQ_INT(h.counts[0], 2);
+    RD_CHECK_EQ_INT(h.counts[1], 1);
+    RD_CHECK_EQ_INT(h.counts[RD_HIST_BOUNDS - 1], 1);
+    RD_CHECK_EQ_INT(h.counts[RD_HIST_BOUNDS], 1);
+    RD_CHECK_EQ_INT(rd_hist_count(&h), 5);
+    RD_CHECK_EQ_INT(h.sum_us, 11500101);
+    rd_buf b = RD_BUF_INIT;
+    rd_hist_render(&b, "x_seconds", "Help.", true, "shard=\"a\"", &h);
+    rd_buf_append(&b, "", 1);
+    const char *t = (const char *)rd_buf_data(&b);
+    const char *head = "# HELP x_seconds Help.\n# TYPE x_seconds histogram\n";
+    RD_CHECK(strncmp(t, head, strlen(head)) == 0);
+    RD_CHECK(strstr(t, "\nx_seconds_bucket{shard=\"a\",le=\"5e-05\"} 2\n") != NULL);
+    RD_CHECK(strstr(t, "\nx_seconds_bucket{shard=\"a\",le=\"0.0001\"} 3\n") != NULL);
+    RD_CHECK(strstr(t, "\nx_seconds_bucket{shard=\"a\",le=\"2.5\"} 4\n") != NULL);
+    RD_CHECK(strstr(t, "\nx_seconds_bucket{shard=\"a\",le=\"+Inf\"} 5\n") != NULL);
+    RD_CHECK(strstr(t, "\nx_seconds_sum{shard=\"a\"} 11.500101\nx_seconds_count{shard=\"a\"} 5\n") != NULL);
+    rd_buf_free(&b);
+    /* Without labels or header: no braces, no HELP. */
+    rd_hist_render(&b, "y", NULL, false, "", &h);
+    rd_buf_append(&b, "", 1);
+    t = (const char *)rd_buf_data(&b);
+    head = "y_bucket{le=\"5e-05\"} 2\n";
+    RD_CHECK(strncmp(t, head, strlen(head)) == 0);
+    RD_CHECK(strstr(t, "\ny_sum 11.500101\ny_count 5\n") != NULL);
+    rd_buf_free(&b);
+}
+
 int main(void)
 {
+    RD_RUN(test_hist);
     RD_RUN(test_hash_vectors);
     RD_RUN(test_hrw_movement);
     RD_RUN(test_uuid7);

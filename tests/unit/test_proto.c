@@ -1602,8 +1602,64 @@ static void test_list_zero_value(void)
     RD_CHECK_EQ_INT(pr_list_next_uint(&l, &u), -ENOENT);
 }
 
+/* PONG's optional statistics: objects and three histograms, each a uint
+ * array of the bucket counts then the sum; an older PONG (token only) reads
+ * as zeros and empty histograms; a list of another length is refused. */
+static void test_pong_stats(void)
+{
+    rd_hist h = { { 0 }, 0 }, got;
+    rd_hist_observe(&h, 70);
+    rd_hist_observe(&h, 3000000);
+    rd_buf b = RD_BUF_INIT;
+    size_t start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 13);
+    pr_mp_put_uint(&b, PR_PONG);
+    for (uint64_t v = 1; v <= 9; v++)
+        pr_mp_put_uint(&b, v);
+    pr_put_hist(&b, &h);
+    pr_mp_put_array(&b, 3);
+    for (int i = 0; i < 3; i++)
+        pr_mp_put_uint(&b, 1);
+    pr_mp_put_array(&b, 0);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    pr_msg m;
+    char err[RD_ERR_LEN];
+    RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + PR_FRAME_HDR, rd_buf_avail(&b) - PR_FRAME_HDR, &m, err), 0);
+    RD_CHECK(m.type == PR_PONG && m.u.ping.token == 1 && m.u.ping.gaps == 6 && m.u.ping.hangs == 7 &&
+             m.u.ping.live == 8 && m.u.ping.hibernated == 9);
+    RD_CHECK_EQ_INT(pr_get_hist(&m.u.ping.commit_hist, &got), 0);
+    RD_CHECK(memcmp(&got, &h, sizeof h) == 0);
+    RD_CHECK_EQ_INT(pr_get_hist(&m.u.ping.event_hist, &got), -EINVAL);
+    RD_CHECK_EQ_INT(rd_hist_count(&got), 0);
+    RD_CHECK_EQ_INT(pr_get_hist(&m.u.ping.fed_lag_hist, &got), -EINVAL);
+    rd_buf_free(&b);
+
+    RD_CHECK_EQ_INT(pr_enc_ping(&b, PR_PONG, 9), 0);
+    RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + PR_FRAME_HDR, rd_buf_avail(&b) - PR_FRAME_HDR, &m, err), 0);
+    RD_CHECK(m.u.ping.token == 9 && m.u.ping.live == 0 && m.u.ping.hibernated == 0);
+    RD_CHECK_EQ_INT(pr_get_hist(&m.u.ping.commit_hist, &got), -EINVAL);
+    rd_buf_free(&b);
+
+    /* A histogram element that is not an unsigned integer fails the decode. */
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 11);
+    pr_mp_put_uint(&b, PR_PONG);
+    for (uint64_t v = 1; v <= 9; v++)
+        pr_mp_put_uint(&b, v);
+    pr_mp_put_array(&b, RD_HIST_BOUNDS + 2);
+    for (int i = 0; i < RD_HIST_BOUNDS + 1; i++)
+        pr_mp_put_uint(&b, 0);
+    pr_mp_put_str(&b, "x", 1);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(pr_msg_decode(rd_buf_data(&b) + PR_FRAME_HDR, rd_buf_avail(&b) - PR_FRAME_HDR, &m, err),
+                    -EBADMSG);
+    RD_CHECK(strstr(err, "commit_hist") != NULL);
+    rd_buf_free(&b);
+}
+
 int main(void)
 {
+    RD_RUN(test_pong_stats);
     RD_RUN(test_int_encode);
     RD_RUN(test_int_decode);
     RD_RUN(test_int_any_encoding);
