@@ -909,6 +909,38 @@ static bool key_equal(const char *a, size_t al, const char *b, size_t bl)
     return d == 0;
 }
 
+/* A bearer key check: 403 when no key is configured (off_reason), 401
+ * without the right one. what names the key in the answers; x_roomd_key
+ * also accepts it in an X-Roomd-Key header. */
+static bool key_authorized(gw_conn *c, const gw_http_request *req, const char *want, const char *off_reason,
+                           const char *what, bool x_roomd_key)
+{
+    if (!want || !want[0]) {
+        http_error(c, 403, off_reason, NULL);
+        return false;
+    }
+    const gw_http_header *h = gw_http_header_find(req, "authorization");
+    const char *k = NULL;
+    size_t kl = 0;
+    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        k = h->value + 7;
+        kl = h->value_len - 7;
+    } else if (x_roomd_key && (h = gw_http_header_find(req, "x-roomd-key"))) {
+        k = h->value;
+        kl = h->value_len;
+    }
+    if (!k || !key_equal(k, kl, want, strlen(want))) {
+        char why[96];
+        if (k)
+            snprintf(why, sizeof why, "wrong %s", what);
+        else
+            snprintf(why, sizeof why, "an %s is required (Authorization: Bearer KEY)", what);
+        http_error(c, 401, why, "WWW-Authenticate: Bearer\r\n");
+        return false;
+    }
+    return true;
+}
+
 /* POST /<class>/<name>/publish: a backend's message to every member of the
  * object, in every cell. Needs the --publish-key as a bearer token (or
  * X-Roomd-Key). ?type=binary sends a binary message; text must be UTF-8. */
@@ -919,25 +951,9 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
         http_error(c, 405, "publish takes POST", "Allow: POST\r\n");
         return;
     }
-    if (!gw.cfg.publish_key || !gw.cfg.publish_key[0]) {
-        http_error(c, 403, "publishing is off: start the gateway with --publish-key", NULL);
+    if (!key_authorized(c, req, gw.cfg.publish_key, "publishing is off: start the gateway with --publish-key",
+                        "API key", true))
         return;
-    }
-    const gw_http_header *h = gw_http_header_find(req, "authorization");
-    const char *k = NULL;
-    size_t kl = 0;
-    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
-        k = h->value + 7;
-        kl = h->value_len - 7;
-    } else if ((h = gw_http_header_find(req, "x-roomd-key"))) {
-        k = h->value;
-        kl = h->value_len;
-    }
-    if (!k || !key_equal(k, kl, gw.cfg.publish_key, strlen(gw.cfg.publish_key))) {
-        http_error(c, 401, k ? "wrong API key" : "an API key is required (Authorization: Bearer KEY)",
-                   "WWW-Authenticate: Bearer\r\n");
-        return;
-    }
     bool binary = t->query_len == 11 && memcmp(t->query, "type=binary", 11) == 0;
     if (!binary && !ws_utf8_valid(body, blen)) {
         http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
@@ -1987,23 +2003,8 @@ static void admin_free(gw_conn *c)
 
 static bool admin_authorized(gw_conn *c, const gw_http_request *req)
 {
-    if (!gw.cfg.admin_key || !gw.cfg.admin_key[0]) {
-        http_error(c, 403, "the admin API is off: start the gateway with --admin-key", NULL);
-        return false;
-    }
-    const gw_http_header *h = gw_http_header_find(req, "authorization");
-    const char *k = NULL;
-    size_t kl = 0;
-    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
-        k = h->value + 7;
-        kl = h->value_len - 7;
-    }
-    if (!k || !key_equal(k, kl, gw.cfg.admin_key, strlen(gw.cfg.admin_key))) {
-        http_error(c, 401, k ? "wrong admin key" : "an admin key is required (Authorization: Bearer KEY)",
-                   "WWW-Authenticate: Bearer\r\n");
-        return false;
-    }
-    return true;
+    return key_authorized(c, req, gw.cfg.admin_key, "the admin API is off: start the gateway with --admin-key",
+                          "admin key", false);
 }
 
 static void admin_ask(gw_admin *a, gw_shard *s, const char *key, size_t klen)

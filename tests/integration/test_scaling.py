@@ -126,6 +126,14 @@ async def drain_and_check(members, timeout=60):
         await asyncio.sleep(0.2)
 
 
+async def round_trip(members):
+    """Every member says one thing; wait until everyone heard everyone."""
+    for m in members:
+        await m.ws.send(f"{m.room} {m.idx} {m.sent}")
+        m.sent += 1
+    return await drain_and_check(members, timeout=20)
+
+
 def wait_members(base, n, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -284,13 +292,7 @@ def test_discovery_takeover(tmp_path, how):
             members = await connect_all(lambda room, i: f"{d.ws}/relay/{room}", len(rooms), 3)
             receivers = [asyncio.ensure_future(m.receive()) for m in members]
 
-            async def round_trip():
-                for m in members:
-                    await m.ws.send(f"{m.room} {m.idx} {m.sent}")
-                    m.sent += 1
-                return await drain_and_check(members, timeout=20)
-
-            assert await round_trip() == 0
+            assert await round_trip(members) == 0
             before = await loop.run_in_executor(None, owners, d.http, rooms)
             victim = "beta"
             lost = [r for r, o in before.items() if o["owner"] == victim]
@@ -311,13 +313,13 @@ def test_discovery_takeover(tmp_path, how):
                 assert time.monotonic() - t0 < 2.0 + 1.0, now
                 await asyncio.sleep(0.05)
             took = time.monotonic() - t0
-            assert await round_trip() == 0
+            assert await round_trip(members) == 0
             # A new shard joins and takes its share of the rooms.
             d.shards["delta"] = Shard("delta", d.run_dir, d.data_dir, d.log)
             await loop.run_in_executor(None, wait_members, d.http, 3)
             after = await loop.run_in_executor(None, owners, d.http, rooms)
             assert any(o["owner"] == "delta" for o in after.values())
-            assert await round_trip() == 0
+            assert await round_trip(members) == 0
             closed = [m.closed for m in members if m.closed]
             errors = [e for m in members for e in m.errors]
             for m in members:
@@ -410,13 +412,7 @@ def test_workers_share_port_and_resize(tmp_path):
             members = await connect_all(lambda room, i: f"{r.ws}/relay/{room}", 20, 6)
             receivers = [asyncio.ensure_future(m.receive()) for m in members]
 
-            async def round_trip():
-                for m in members:
-                    await m.ws.send(f"{m.room} {m.idx} {m.sent}")
-                    m.sent += 1
-                return await drain_and_check(members, timeout=20)
-
-            assert await round_trip() == 0
+            assert await round_trip(members) == 0
             for n in (4, 3):
                 st, body = await loop.run_in_executor(None, admin, r.http, "POST", f"/admin/shards?count={n}")
                 assert st == 202, body
@@ -427,7 +423,7 @@ def test_workers_share_port_and_resize(tmp_path):
                     st, body = await loop.run_in_executor(None, admin, r.http, "GET", "/admin/shards")
                     seen[body["gateway"]] = (body["members"], body["moving"])
                     assert time.monotonic() < deadline, seen
-                assert await round_trip() == 0
+                assert await round_trip(members) == 0
             closed = [m.closed for m in members if m.closed]
             errors = [e for m in members for e in m.errors]
             for m in members:
