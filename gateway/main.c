@@ -274,10 +274,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     gw_conn_tick();
     gw_conn_handoff_tick();
     gw_spawn_tick();
-    if (ticks++ % 4 == 0) {
+    gw_link_tick(); /* discovery: a member unreachable for --shard-timeout leaves within a tick */
+    if (ticks++ % 4 == 0)
         gw_link_ping_all();
-        gw_link_tick();
-    }
 }
 
 /* Keep headroom for shard links, listeners and logs. */

@@ -304,13 +304,15 @@ def test_discovery_takeover(tmp_path, how):
             else:
                 d.shards[victim].stop(signal.SIGKILL)
                 assert os.path.exists(d.shards[victim].sock)
-            # Taken over: every room answers from a live shard, within 2 s
-            # of the shard's end (plus the time to ask).
+            # Taken over: every room answers from a live shard (at once when
+            # the socket went away, after --shard-timeout (2 s) when a killed
+            # shard left it behind). The time is printed, not asserted (no
+            # timing assertions here); the deadline only guards against a hang.
             while True:
                 now = await loop.run_in_executor(None, owners, d.http, lost)
                 if all(o["owner"] != victim and o["loaded"] and o["connections"] == 3 for o in now.values()):
                     break
-                assert time.monotonic() - t0 < 2.0 + 1.0, now
+                assert time.monotonic() - t0 < 20, now
                 await asyncio.sleep(0.05)
             took = time.monotonic() - t0
             assert await round_trip(members) == 0
@@ -328,6 +330,7 @@ def test_discovery_takeover(tmp_path, how):
             return took, closed, errors, {m.room: 0 for m in members}, members
 
         took, closed, errors, _, members = asyncio.run(run())
+        print(f"shard {how}: its rooms answered from other shards {took:.2f} s later")
         assert not closed, closed[:5]
         assert not errors, errors[:5]
         sent = {}
