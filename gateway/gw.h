@@ -11,6 +11,7 @@
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
+#include "gw_jwt.h"
 #include "http_parser.h"
 #include "pr_msg.h"
 #include "rd_buf.h"
@@ -128,6 +129,8 @@ typedef struct gw_conn {
     int tq;                   /* which timeout list, -1 none */
     struct gw_conn *flush_next;
     struct gw_conn *reap_next;
+    char *claims;             /* verified JWT claims (JSON), NULL: none; kept for resumes */
+    uint32_t claims_len;
     char remote[56];
 } gw_conn;
 
@@ -175,6 +178,10 @@ typedef struct gw_config {
     char *log_level;
     char *log_format;
     char *publish_key;
+    char *jwt_secret;
+    char *jwt_key;
+    uint64_t jwt_leeway;
+    char **jwt_classes;
     char *config;
     char *route;
     uint64_t max_head;
@@ -232,6 +239,7 @@ typedef struct gw_stats {
     uint64_t resumed;               /* connections re-opened on a restarted shard */
     uint64_t auto_responses;
     uint64_t resume_failed;
+    uint64_t auth_refused;          /* 401/403 from JWT authentication */
     uint64_t compressed_out;        /* messages sent compressed (per compression, not per recipient) */
     uint64_t compressed_in;
     uint64_t pmd_conns;             /* connections with per-connection zlib state now */
@@ -282,6 +290,7 @@ typedef struct gw_server {
     uint8_t *scratch;         /* read buffer shared by all connections */
     bool stopping;
     char self_dir[512];
+    gw_jwt_keys jwt;          /* --jwt-secret / --jwt-key; both empty: tokens are ignored */
 } gw_server;
 
 extern gw_server gw;

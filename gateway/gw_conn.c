@@ -352,6 +352,7 @@ void gw_conn_reap(void)
         pmd_close(c);
         free(c->attachment);
         free(c->tags);
+        free(c->claims);
         if (c->ws) {
             ws_reader_free(c->ws);
             free(c->ws);
@@ -531,6 +532,8 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_resumed_total", "counter", "WebSockets re-opened on a restarted shard, by result.",
            "{result=\"ok\"}", st->resumed);
     metric(b, "roomd_resumed_total", NULL, NULL, "{result=\"failed\"}", st->resume_failed);
+    metric(b, "roomd_auth_refused_total", "counter", "Requests refused by JWT authentication (401/403).",
+           NULL, st->auth_refused);
     metric(b, "roomd_compressed_messages_total", "counter",
            "permessage-deflate messages (out: compressions, shared by all recipients of a broadcast).",
            "{direction=\"in\"}", st->compressed_in);
@@ -878,6 +881,62 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
     event_del(&c->ev_read);
 }
 
+/* Does --jwt-class name this class (or '*')? */
+static bool jwt_required(const gw_target *t)
+{
+    for (char **cl = gw.cfg.jwt_classes; cl && *cl; cl++)
+        if (strcmp(*cl, "*") == 0 || (strlen(*cl) == t->cls_len && !memcmp(*cl, t->cls, t->cls_len)))
+            return true;
+    return false;
+}
+
+/* JWT authentication of an upgrade or an object HTTP request. The token
+ * comes from Authorization: Bearer, a "bearer.<jwt>" subprotocol entry
+ * (ptok: browsers cannot set headers on a WebSocket), or ?token=. Returns 0
+ * to go on (*ret filled when a valid token came), or -1 after answering:
+ * 401 with the reason (missing, malformed, algorithm, signature, expired),
+ * 403 when the token does not open this object. */
+static int authenticate(gw_conn *c, const gw_http_request *req, const gw_target *t, const char *key,
+                        size_t klen, const char *ptok, size_t ptlen, gw_jwt *ret)
+{
+    if (!gw.jwt.secret && !gw.jwt.pub)
+        return 0;
+    const gw_http_header *h = gw_http_header_find(req, "authorization");
+    const char *tok = NULL;
+    size_t tl = 0;
+    if (h && h->value_len >= 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        tok = h->value + 7;
+        tl = h->value_len - 7;
+    } else if (ptok) {
+        tok = ptok;
+        tl = ptlen;
+    } else if (!gw_http_query_param(t->query, t->query_len, "token", &tok, &tl)) {
+        tok = NULL;
+    }
+    if (!tok && !jwt_required(t))
+        return 0;
+    char err[RD_ERR_LEN], why[RD_ERR_LEN + 64];
+    int r = tok ? gw_jwt_verify(&gw.jwt, tok, tl, (int64_t)(rd_wall_ms() / 1000),
+                                (int64_t)(gw.cfg.jwt_leeway / 1000), ret, err)
+                : (snprintf(err, sizeof err, "missing token"), GW_JWT_MALFORMED);
+    if (r < 0) {
+        gw.stats.auth_refused++;
+        /* RFC 6750 §3: the challenge names the error; the body says it plainly. */
+        snprintf(why, sizeof why, "WWW-Authenticate: Bearer error=\"%s\"\r\n",
+                 tok ? "invalid_token" : "invalid_request");
+        http_error(c, 401, err, why);
+        return -1;
+    }
+    if (!gw_jwt_allows(ret, key, klen)) {
+        gw.stats.auth_refused++;
+        gw_jwt_free(ret);
+        snprintf(why, sizeof why, "the token does not open %.*s", (int)(klen < 200 ? klen : 200), key);
+        http_error(c, 403, why, NULL);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *const object_methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
 
 static bool method_allowed(const gw_http_request *req)
@@ -921,8 +980,8 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     }
     char accept[WS_ACCEPT_LEN + 1];
     char ext_resp[WS_PMD_RESP_MAX] = "";
-    const char *protos = NULL;
-    size_t protos_len = 0;
+    const char *protos = NULL, *ptok = NULL;
+    size_t protos_len = 0, ptlen = 0;
     if (upgrade && !origin_allowed(req)) {
         gw.stats.refused_origin++;
         http_error(c, 403, "origin not allowed", NULL);
@@ -951,8 +1010,27 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     c->key[t->cls_len] = '/';
     memcpy(c->key + t->cls_len + 1, t->name, t->name_len);
     c->key[klen] = '\0';
+    /* The bearer entry is a credential, not a subprotocol: the class never
+     * sees it, so it is never echoed back as the selected protocol. */
+    char *offered = NULL;
+    if (protos) {
+        offered = rd_xmalloc(protos_len + 1);
+        protos_len = gw_jwt_protocols_strip(protos, protos_len, offered, &ptok, &ptlen);
+        protos = offered;
+    }
+    gw_jwt jwt = { 0 };
+    if (authenticate(c, req, t, c->key, klen, ptok, ptlen, &jwt) < 0) {
+        free(offered);
+        return;
+    }
+    free(c->claims);
+    c->claims = jwt.claims; /* the connection keeps them for resumes */
+    c->claims_len = (uint32_t)jwt.claims_len;
+    jwt.claims = NULL;
+    gw_jwt_free(&jwt);
     gw_shard *s = gw_route_pick(c->key, klen);
     if (!s || !s->up) {
+        free(offered);
         http_error(c, 503, "the shard owning this object is restarting; retry shortly",
                    "Retry-After: 1\r\n");
         return;
@@ -972,7 +1050,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         c->key = rd_xrealloc(c->key, klen + 1 + WS_ACCEPT_LEN + 1 + el + 1);
         memcpy(c->key + klen + 1, accept, WS_ACCEPT_LEN + 1);
         memcpy(c->key + klen + 1 + WS_ACCEPT_LEN + 1, ext_resp, el + 1);
-        pr_mp_put_array(b, 10);
+        pr_mp_put_array(b, c->claims ? 13 : 10);
         pr_mp_put_uint(b, PR_OPEN);
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, klen);
@@ -983,10 +1061,15 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         pr_mp_put_str(b, c->remote, strlen(c->remote));
         pr_mp_put_str(b, t->query, t->query_len);
         put_headers(b, req);
+        if (c->claims) {
+            pr_mp_put_bin(b, NULL, 0);
+            pr_mp_put_array(b, 0);
+            pr_mp_put_str(b, c->claims, c->claims_len);
+        }
         c->state = GW_C_WAIT_OPEN;
         c->shard_open = true;
     } else {
-        pr_mp_put_array(b, 9);
+        pr_mp_put_array(b, c->claims ? 10 : 9);
         pr_mp_put_uint(b, PR_HTTP_REQ);
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, klen);
@@ -996,8 +1079,11 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         put_headers(b, req);
         pr_mp_put_bin(b, body, blen);
         pr_mp_put_str(b, c->remote, strlen(c->remote));
+        if (c->claims)
+            pr_mp_put_str(b, c->claims, c->claims_len);
         c->state = GW_C_WAIT_HTTP;
     }
+    free(offered);
     if (pr_frame_end(b, start) < 0) {
         c->shard_open = false;
         c->state = GW_C_HTTP;
@@ -1695,7 +1781,7 @@ void gw_conn_shard_up(gw_shard *s)
         char client_id[RD_UUID_STR_LEN + 1];
         rd_uuid_format(c->client_id, client_id);
         size_t start = pr_frame_begin(b);
-        pr_mp_put_array(b, 12);
+        pr_mp_put_array(b, c->claims ? 13 : 12);
         pr_mp_put_uint(b, PR_OPEN);
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, strlen(c->key));
@@ -1709,6 +1795,8 @@ void gw_conn_shard_up(gw_shard *s)
         pr_mp_put_bin(b, c->attachment, c->attachment_len);
         pr_mp_put_array(b, c->ntags);
         rd_buf_append(b, c->tags, c->tags_len);
+        if (c->claims)
+            pr_mp_put_str(b, c->claims, c->claims_len);
         pr_frame_end(b, start);
         c->shard_gen = s->gen;
         c->shard_open = true;

@@ -104,7 +104,17 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("compression-min-size", RD_CFG_SIZE, compression_min, "64", 0, 1 << 20, "BYTES",
         "outgoing messages smaller than this are sent uncompressed"),
     OPT("publish-key", RD_CFG_STR, publish_key, NULL, 0, 0, "KEY",
-        "API key for POST /<class>/<name>/publish (Authorization: Bearer KEY); unset: publishing is off"),
+        "API key for the backend endpoints POST /<class>/<name>/publish and /rpc/<method> "
+        "(Authorization: Bearer KEY); unset: they are off"),
+    OPT("jwt-secret", RD_CFG_STR, jwt_secret, NULL, 0, 0, "SECRET",
+        "accept HS256 JSON Web Tokens signed with this secret (prefer ROOMD_JWT_SECRET: flags show in ps)"),
+    OPT("jwt-key", RD_CFG_STR, jwt_key, NULL, 0, 0, "FILE",
+        "accept RS256 (RSA) or ES256 (EC P-256) JSON Web Tokens verified with this PEM public key"),
+    OPT("jwt-leeway", RD_CFG_MS, jwt_leeway, "30s", 0, 600000, "DURATION",
+        "clock skew allowed when checking a token's exp and nbf"),
+    OPT("jwt-class", RD_CFG_LIST, jwt_classes, NULL, 0, 0, "CLASS",
+        "repeatable: connections and requests to this class need a valid token ('*': every class); "
+        "elsewhere a token is optional, but an invalid one is still refused"),
     OPT("drain-timeout", RD_CFG_MS, drain_timeout, "5s", 0, 600000, "DURATION",
         "on SIGTERM: time to close every client with 1001 and flush before exiting"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -321,6 +331,21 @@ int main(int argc, char **argv)
     }
     if (gw.cfg.allowed_origins && gw.cfg.allowed_origins[0] && split_origins(err) < 0)
         goto fail_cfg;
+    if (gw.cfg.jwt_secret && gw.cfg.jwt_secret[0]) {
+        /* RFC 7518 §3.2: an HS256 key is at least as long as the hash. */
+        if (strlen(gw.cfg.jwt_secret) < 32) {
+            snprintf(err, sizeof err, "--jwt-secret: HS256 needs a secret of at least 32 bytes (RFC 7518)");
+            goto fail_cfg;
+        }
+        gw.jwt.secret = (const uint8_t *)gw.cfg.jwt_secret;
+        gw.jwt.secret_len = strlen(gw.cfg.jwt_secret);
+    }
+    if (gw.cfg.jwt_key && gw.cfg.jwt_key[0] && gw_jwt_key_load(gw.cfg.jwt_key, &gw.jwt.pub, err) < 0)
+        goto fail_cfg;
+    if (gw.cfg.jwt_classes && gw.cfg.jwt_classes[0] && !gw.jwt.secret && !gw.jwt.pub) {
+        snprintf(err, sizeof err, "--jwt-class needs --jwt-secret or --jwt-key");
+        goto fail_cfg;
+    }
     gw.pmd_policy = (ws_pmd_policy){
         .enabled = gw.cfg.compression,
         .server_context_takeover = gw.cfg.compression_takeover,
@@ -370,6 +395,7 @@ int main(int argc, char **argv)
         printf("roomd-gateway: configuration ok\n");
         if (gw.ssl_ctx)
             SSL_CTX_free(gw.ssl_ctx);
+        EVP_PKEY_free(gw.jwt.pub);
         rd_cfg_free(gateway_opts, &gw.cfg);
         return 0;
     }
@@ -461,6 +487,7 @@ int main(int argc, char **argv)
     if (gw.ssl_ctx)
         SSL_CTX_free(gw.ssl_ctx);
     free(gw.scratch);
+    EVP_PKEY_free(gw.jwt.pub);
     free(gw.shards);
     free(gw.shard_names);
     rd_map_free(&gw.conns);
@@ -470,11 +497,13 @@ int main(int argc, char **argv)
 
 fail_cfg:
     fprintf(stderr, "roomd-gateway: %s\n", err);
+    EVP_PKEY_free(gw.jwt.pub);
     rd_cfg_free(gateway_opts, &gw.cfg);
     return 2;
 fail:
     rd_err("msg=\"cannot start\" err=\"%s\"", err);
     fprintf(stderr, "roomd-gateway: %s\n", err);
+    EVP_PKEY_free(gw.jwt.pub);
     rd_cfg_free(gateway_opts, &gw.cfg);
     return 1;
 }

@@ -47,7 +47,7 @@ struct pr_field {
     const char *name;
 };
 
-#define PR_MAX_FIELDS 11
+#define PR_MAX_FIELDS 12
 
 struct pr_desc {
     const char *name;
@@ -63,11 +63,11 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_HELLO] = { "HELLO", 4, {
         F(K_UINT, hello, version), F(K_STR, hello, role), F(K_STR, hello, name),
         F(K_STR_LIST, hello, classes) } },
-    [PR_OPEN] = { "OPEN", 11, {
+    [PR_OPEN] = { "OPEN", 12, {
         F(K_UINT, open, conn), F(K_STR, open, key), F(K_STR, open, client_id),
         F(K_UINT, open, connected_at), F(K_UINT, open, flags), F(K_STR, open, subprotocols),
         F(K_STR, open, remote), F(K_STR, open, query), F(K_KV_LIST, open, headers),
-        F(K_BIN, open, attachment), F(K_STR_LIST, open, tags) }, 9 },
+        F(K_BIN, open, attachment), F(K_STR_LIST, open, tags), F(K_STR, open, claims) }, 9 },
     [PR_ACCEPT] = { "ACCEPT", 2, {
         F(K_UINT, accept, conn), F(K_STR_NIL, accept, subprotocol) } },
     [PR_REJECT] = { "REJECT", 3, {
@@ -81,10 +81,10 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_BROADCAST] = { "BROADCAST", 3, {
         F(K_UINT, broadcast, opcode), F(K_BIN, broadcast, payload),
         F(K_UINT_LIST, broadcast, conns) } },
-    [PR_HTTP_REQ] = { "HTTP_REQ", 8, {
+    [PR_HTTP_REQ] = { "HTTP_REQ", 9, {
         F(K_UINT, http_req, req), F(K_STR, http_req, key), F(K_STR, http_req, method),
         F(K_STR, http_req, path), F(K_STR, http_req, query), F(K_KV_LIST, http_req, headers),
-        F(K_BIN, http_req, body), F(K_STR, http_req, remote) } },
+        F(K_BIN, http_req, body), F(K_STR, http_req, remote), F(K_STR, http_req, claims) }, 8 },
     [PR_HTTP_RES] = { "HTTP_RES", 4, {
         F(K_UINT, http_res, req), F(K_UINT, http_res, status), F(K_KV_LIST, http_res, headers),
         F(K_BIN, http_res, body) } },

@@ -8,10 +8,13 @@
  *
  *  HELLO       [1, version, role, name, classes[str]]      role: "gateway"|"shard"
  *  OPEN        [2, conn, key, client_id, connected_at_ms, flags, subprotocols,
- *                 remote, query, headers{str:str}, attachment(bin), tags[str]]
+ *                 remote, query, headers{str:str}, attachment(bin), tags[str], claims]
  *                                                          flags: PR_OPEN_RESUMED; the last
- *                                                          two are optional (empty), sent
- *                                                          with resumed connections
+ *                                                          three are optional (empty):
+ *                                                          attachment and tags come with
+ *                                                          resumed connections, claims
+ *                                                          (the verified JWT payload, JSON)
+ *                                                          with authenticated ones
  *  ACCEPT      [3, conn, subprotocol|nil]
  *  REJECT      [4, conn, status, body]
  *  CLOSE       [5, conn, code, reason]                     either direction; the shard
@@ -22,7 +25,8 @@
  *  FRAME       [6, conn, opcode, payload(bin)]             gateway -> shard
  *  SEND        [7, conn, opcode, payload(bin)]             shard -> gateway
  *  BROADCAST   [8, opcode, payload(bin), conns[uint]]      shard -> gateway, one per gateway
- *  HTTP_REQ    [9, req, key, method, path, query, headers{str:str}, body(bin), remote]
+ *  HTTP_REQ    [9, req, key, method, path, query, headers{str:str}, body(bin), remote,
+ *                 claims]                                  claims optional, as in OPEN
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
@@ -112,14 +116,14 @@ typedef struct pr_msg {
         struct { uint64_t version; pr_str role, name; pr_list classes; } hello;
         struct { uint64_t conn; pr_str key, client_id; uint64_t connected_at; uint64_t flags;
                  pr_str subprotocols, remote, query; pr_list headers; pr_bytes attachment;
-                 pr_list tags; } open;
+                 pr_list tags; pr_str claims; } open;
         struct { uint64_t conn; pr_str subprotocol; /* p == NULL: none */ } accept;
         struct { uint64_t conn; uint64_t status; pr_str body; } reject;
         struct { uint64_t conn; uint64_t code; pr_str reason; } close;
         struct { uint64_t conn; uint64_t opcode; pr_bytes payload; } frame; /* FRAME and SEND */
         struct { uint64_t opcode; pr_bytes payload; pr_list conns; } broadcast;
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
-                 pr_str remote; } http_req;
+                 pr_str remote, claims; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
         struct { uint64_t token; uint64_t status, published, dropped, received, gaps; } ping; /* PING, PONG */
         struct { uint64_t conn; uint64_t what; pr_bytes attachment; pr_list tags; } meta;

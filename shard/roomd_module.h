@@ -226,6 +226,16 @@ int roomd_reject(roomd_ctx *ctx, int status, const char *reason);
  * offered). Without a call the first offered one is echoed. */
 int roomd_select_protocol(roomd_ctx *ctx, const char *protocol);
 
+/* Authentication (the gateway's --jwt-secret / --jwt-key): the verified
+ * JWT payload as JSON text (not NUL-terminated; *ret_len bytes), or NULL
+ * when the client presented no token. roomd_ctx_claims is the claims of the
+ * request being handled (in `connect` and `http`); roomd_conn_claims those
+ * the connection was opened with (valid as long as the connection, across
+ * hibernation and shard restarts). `connect` may refuse based on them with
+ * roomd_reject(ctx, 403, ...). */
+const char *roomd_ctx_claims(roomd_ctx *ctx, size_t *ret_len);
+const char *roomd_conn_claims(const roomd_conn *conn, size_t *ret_len);
+
 /* In `http`: answer. content_type NULL means text/plain; charset=utf-8. */
 int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,
                      const void *body, size_t len);

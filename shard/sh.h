@@ -48,6 +48,8 @@ struct roomd_conn {
     uint8_t *attachment;
     char **tags;
     uint64_t autoresp_at;
+    char *claims;               /* verified JWT payload (JSON), NULL: none */
+    size_t claims_len;
     char client_id[RD_UUID_STR_LEN + 1];
 };
 
@@ -82,6 +84,9 @@ struct roomd_ctx {
     void **allocs;
     size_t nallocs;
     char err[RD_ERR_LEN];
+    /* connect, http: the request's verified JWT claims (borrowed) */
+    const char *claims;
+    size_t claims_len;
     /* http */
     sh_link *http_link;
     uint64_t http_req;

@@ -527,6 +527,18 @@ int roomd_select_protocol(roomd_ctx *ctx, const char *protocol)
     return -ENOENT;
 }
 
+const char *roomd_ctx_claims(roomd_ctx *ctx, size_t *ret_len)
+{
+    *ret_len = ctx->claims ? ctx->claims_len : 0;
+    return ctx->claims;
+}
+
+const char *roomd_conn_claims(const roomd_conn *conn, size_t *ret_len)
+{
+    *ret_len = conn->claims ? conn->claims_len : 0;
+    return conn->claims;
+}
+
 int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,
                      const void *body, size_t len)
 {

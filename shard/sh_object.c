@@ -172,6 +172,7 @@ void sh_object_link_hello(sh_link *l)
 
 void sh_conn_free_meta(roomd_conn *c)
 {
+    free(c->claims);
     free(c->attachment);
     for (size_t i = 0; i < c->ntags; i++)
         free(c->tags[i]);
@@ -296,11 +297,17 @@ static void handle_open(sh_link *l, const pr_msg *m)
     size_t cl = m->u.open.client_id.n < RD_UUID_STR_LEN ? m->u.open.client_id.n : RD_UUID_STR_LEN;
     memcpy(c->client_id, m->u.open.client_id.p, cl);
     c->client_id[cl] = '\0';
+    if (m->u.open.claims.n) {
+        c->claims = rd_xstrndup(m->u.open.claims.p, m->u.open.claims.n);
+        c->claims_len = m->u.open.claims.n;
+    }
 
     roomd_ctx ctx;
     ctx_init(&ctx, o);
     ctx.offered = m->u.open.subprotocols.p;
     ctx.offered_len = m->u.open.subprotocols.n;
+    ctx.claims = c->claims;
+    ctx.claims_len = c->claims_len;
     int accepted = 0;
     /* What connect sends on this link must reach the gateway after ACCEPT,
      * or the gateway (still waiting to answer the handshake) drops it. */
@@ -472,6 +479,10 @@ static void handle_http(sh_link *l, const pr_msg *m)
             .body_len = m->u.http_req.body.n,
             .remote = remote,
         };
+        if (m->u.http_req.claims.n) {
+            ctx.claims = m->u.http_req.claims.p;
+            ctx.claims_len = m->u.http_req.claims.n;
+        }
         o->busy++;
         o->cls->http(&ctx, o->state, &req);
         sh_event_end(&ctx);
