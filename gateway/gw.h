@@ -157,6 +157,9 @@ struct gw_shard {
     struct gw_conn *paused;   /* clients waiting for this link to drain */
     char **classes;
     size_t nclasses;
+    char **methods;           /* "class.method" from HELLO */
+    bool *method_stream;      /* per method: a streaming one */
+    size_t nmethods;
     /* spawn mode */
     pid_t pid;
     struct event ev_restart;
@@ -329,6 +332,8 @@ void gw_link_connect(gw_shard *s);
 void gw_link_want_flush(gw_shard *s);
 void gw_link_flush_all(void);
 bool gw_class_known(const char *cls, size_t len);
+/* The shard whose HELLO lists the classes' methods (the first one up), or NULL. */
+const gw_shard *gw_methods_source(void);
 bool gw_any_shard_up(void);
 void gw_link_shutdown(void);
 /* Ask every shard that is up how it is (PING; the PONG carries federation state). */

@@ -812,19 +812,20 @@ static bool key_equal(const char *a, size_t al, const char *b, size_t bl)
     return d == 0;
 }
 
-/* POST /<class>/<name>/publish: a backend's message to every member of the
- * object, in every cell. Needs the --publish-key as a bearer token (or
- * X-Roomd-Key). ?type=binary sends a binary message; text must be UTF-8. */
-static void publish_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
-                            const uint8_t *body, size_t blen)
+/* The backend endpoints (publish, rpc) take POST and the API key
+ * (--publish-key) as a bearer token or X-Roomd-Key. false after answering. */
+static bool backend_allowed(gw_conn *c, const gw_http_request *req, const char *what)
 {
+    char why[96];
     if (!(req->method_len == 4 && !memcmp(req->method, "POST", 4))) {
-        http_error(c, 405, "publish takes POST", "Allow: POST\r\n");
-        return;
+        snprintf(why, sizeof why, "%s takes POST", what);
+        http_error(c, 405, why, "Allow: POST\r\n");
+        return false;
     }
     if (!gw.cfg.publish_key || !gw.cfg.publish_key[0]) {
-        http_error(c, 403, "publishing is off: start the gateway with --publish-key", NULL);
-        return;
+        snprintf(why, sizeof why, "%s is off: start the gateway with --publish-key", what);
+        http_error(c, 403, why, NULL);
+        return false;
     }
     const gw_http_header *h = gw_http_header_find(req, "authorization");
     const char *k = NULL;
@@ -839,18 +840,19 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
     if (!k || !key_equal(k, kl, gw.cfg.publish_key, strlen(gw.cfg.publish_key))) {
         http_error(c, 401, k ? "wrong API key" : "an API key is required (Authorization: Bearer KEY)",
                    "WWW-Authenticate: Bearer\r\n");
-        return;
+        return false;
     }
-    bool binary = t->query_len == 11 && memcmp(t->query, "type=binary", 11) == 0;
-    if (!binary && !ws_utf8_valid(body, blen)) {
-        http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
-        return;
-    }
+    return true;
+}
+
+/* The shard owning a backend request's object, with the key in key[]; NULL
+ * after answering. */
+static gw_shard *backend_shard(gw_conn *c, const gw_target *t, char key[300], size_t *ret_klen)
+{
     size_t klen = t->cls_len + 1 + t->name_len;
-    char key[300];
-    if (klen >= sizeof key) {
+    if (klen >= 300) {
         http_error(c, 400, "object name too long", NULL);
-        return;
+        return NULL;
     }
     memcpy(key, t->cls, t->cls_len);
     key[t->cls_len] = '/';
@@ -858,10 +860,42 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
     gw_shard *s = gw_route_pick(key, klen);
     if (!s || !s->up) {
         http_error(c, 503, "the shard owning this object is restarting; retry shortly", "Retry-After: 1\r\n");
-        return;
+        return NULL;
     }
     c->shard = s;
     c->shard_gen = s->gen;
+    *ret_klen = klen;
+    return s;
+}
+
+/* The request went to the shard: read nothing more until its HTTP_RES. */
+static void backend_wait(gw_conn *c, gw_shard *s)
+{
+    gw_link_want_flush(s);
+    c->state = GW_C_WAIT_HTTP;
+    tq_remove(c);
+    c->read_paused = true;
+    event_del(&c->ev_read);
+}
+
+/* POST /<class>/<name>/publish: a backend's message to every member of the
+ * object, in every cell. ?type=binary sends a binary message; text must be
+ * UTF-8. */
+static void publish_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
+                            const uint8_t *body, size_t blen)
+{
+    if (!backend_allowed(c, req, "publishing"))
+        return;
+    bool binary = t->query_len == 11 && memcmp(t->query, "type=binary", 11) == 0;
+    if (!binary && !ws_utf8_valid(body, blen)) {
+        http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
+        return;
+    }
+    char key[300];
+    size_t klen;
+    gw_shard *s = backend_shard(c, t, key, &klen);
+    if (!s)
+        return;
     rd_buf *b = &s->out;
     size_t start = pr_frame_begin(b);
     pr_mp_put_array(b, 5);
@@ -874,11 +908,41 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
         http_error(c, 413, "message too large", NULL);
         return;
     }
-    gw_link_want_flush(s);
-    c->state = GW_C_WAIT_HTTP;
-    tq_remove(c);
-    c->read_paused = true;
-    event_del(&c->ev_read);
+    backend_wait(c, s);
+}
+
+/* POST /<class>/<name>/rpc/<method>: a backend calls a method; the body is
+ * its params (JSON array or object, empty for none); the answer is the
+ * JSON-RPC response (README, RPC). */
+static void rpc_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
+                        const uint8_t *body, size_t blen)
+{
+    if (!backend_allowed(c, req, "RPC over HTTP"))
+        return;
+    const char *method = t->rest + 5;
+    size_t ml = t->rest_len - 5;
+    if (ml == 0 || ml > 64 || memchr(method, '/', ml)) {
+        http_error(c, 400, "use POST /<class>/<name>/rpc/<method>", NULL);
+        return;
+    }
+    char key[300];
+    size_t klen;
+    gw_shard *s = backend_shard(c, t, key, &klen);
+    if (!s)
+        return;
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 5);
+    pr_mp_put_uint(b, PR_CALL);
+    pr_mp_put_uint(b, c->id);
+    pr_mp_put_str(b, key, klen);
+    pr_mp_put_str(b, method, ml);
+    pr_mp_put_bin(b, body, blen);
+    if (pr_frame_end(b, start) < 0) {
+        http_error(c, 413, "request too large", NULL);
+        return;
+    }
+    backend_wait(c, s);
 }
 
 /* Does --jwt-class name this class (or '*')? */
@@ -998,6 +1062,9 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         }
     } else if (t->rest_len == 8 && memcmp(t->rest, "/publish", 8) == 0) {
         publish_request(c, req, t, body, blen);
+        return;
+    } else if (t->rest_len >= 5 && memcmp(t->rest, "/rpc/", 5) == 0) {
+        rpc_request(c, req, t, body, blen);
         return;
     } else if (!method_allowed(req)) {
         http_error(c, 405, "method not allowed", "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");

@@ -60,9 +60,9 @@ struct pr_desc {
 
 static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [0] = { "UNKNOWN", 0, { { 0, 0, NULL } } },
-    [PR_HELLO] = { "HELLO", 4, {
+    [PR_HELLO] = { "HELLO", 5, {
         F(K_UINT, hello, version), F(K_STR, hello, role), F(K_STR, hello, name),
-        F(K_STR_LIST, hello, classes) } },
+        F(K_STR_LIST, hello, classes), F(K_KV_LIST, hello, methods) }, 4 },
     [PR_OPEN] = { "OPEN", 12, {
         F(K_UINT, open, conn), F(K_STR, open, key), F(K_STR, open, client_id),
         F(K_UINT, open, connected_at), F(K_UINT, open, flags), F(K_STR, open, subprotocols),
@@ -100,13 +100,15 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_PUBLISH] = { "PUBLISH", 4, {
         F(K_UINT, publish, req), F(K_STR, publish, key), F(K_UINT, publish, opcode),
         F(K_BIN, publish, payload) } },
+    [PR_CALL] = { "CALL", 4, {
+        F(K_UINT, call, req), F(K_STR, call, key), F(K_STR, call, method), F(K_BIN, call, params) } },
 };
 
 #undef F
 
 const char *pr_type_name(int type)
 {
-    if (type < 1 || type > PR_TYPE_MAX_)
+    if (type < 1 || type > PR_TYPE_MAX_ || !descs[type].name)
         return "UNKNOWN";
     return descs[type].name;
 }
@@ -205,7 +207,7 @@ int pr_msg_decode(const uint8_t *body, size_t len, pr_msg *ret, char err[RD_ERR_
     uint64_t type;
     if (pr_mp_get_uint(&c, &type) < 0)
         return fail(err, "message type is not an unsigned integer");
-    if (type == 0 || type > PR_TYPE_MAX_)
+    if (type == 0 || type > PR_TYPE_MAX_ || !descs[type].name)
         return fail(err, "unknown message type %" PRIu64, type);
     const struct pr_desc *d = &descs[type];
     unsigned nreq = d->nreq ? d->nreq : d->nfields;
@@ -324,10 +326,17 @@ static void put_opt_str(rd_buf *b, const char *s, size_t n)
 int pr_enc_hello(rd_buf *b, const char *role, const char *name,
                  const char *const *classes, size_t nclasses)
 {
-    if (nclasses > UINT32_MAX)
+    return pr_enc_hello_methods(b, role, name, classes, nclasses, NULL, NULL, 0);
+}
+
+int pr_enc_hello_methods(rd_buf *b, const char *role, const char *name,
+                         const char *const *classes, size_t nclasses,
+                         const char *const *names, const char *const *kinds, size_t nmethods)
+{
+    if (nclasses > UINT32_MAX || nmethods > UINT32_MAX)
         return -EMSGSIZE;
     size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 5);
+    pr_mp_put_array(b, names ? 6 : 5);
     pr_mp_put_uint(b, PR_HELLO);
     pr_mp_put_uint(b, PR_VERSION);
     put_opt_str(b, role, role ? strlen(role) : 0);
@@ -335,6 +344,13 @@ int pr_enc_hello(rd_buf *b, const char *role, const char *name,
     pr_mp_put_array(b, (uint32_t)nclasses);
     for (size_t i = 0; i < nclasses; i++)
         put_opt_str(b, classes[i], classes[i] ? strlen(classes[i]) : 0);
+    if (names) {
+        pr_mp_put_map(b, (uint32_t)nmethods);
+        for (size_t i = 0; i < nmethods; i++) {
+            pr_mp_put_str(b, names[i], strlen(names[i]));
+            pr_mp_put_str(b, kinds[i], strlen(kinds[i]));
+        }
+    }
     return pr_frame_end(b, start);
 }
 

@@ -6,7 +6,10 @@
  * the link. Unknown trailing array elements are ignored (forward compatible);
  * missing or mistyped ones are errors.
  *
- *  HELLO       [1, version, role, name, classes[str]]      role: "gateway"|"shard"
+ *  HELLO       [1, version, role, name, classes[str],      role: "gateway"|"shard"
+ *                 methods{str:str}]                        methods (optional, shard ->
+ *                                                          gateway): "class.method" ->
+ *                                                          "call" | "stream"
  *  OPEN        [2, conn, key, client_id, connected_at_ms, flags, subprotocols,
  *                 remote, query, headers{str:str}, attachment(bin), tags[str], claims]
  *                                                          flags: PR_OPEN_RESUMED; the last
@@ -45,6 +48,11 @@
  *  PUBLISH     [16, req, key, opcode, payload(bin)]       gateway -> shard: a backend's
  *                                                          POST .../publish; answered
  *                                                          with HTTP_RES for req
+ *  CALL        [21, req, key, method, params(bin)]        gateway -> shard: a backend's
+ *                                                          POST .../rpc/<method> (params:
+ *                                                          JSON text); answered with
+ *                                                          HTTP_RES for req (a JSON-RPC
+ *                                                          response as the body)
  *
  * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
  * Every other string field must be a string (possibly empty).
@@ -83,7 +91,9 @@ enum pr_type {
     PR_AUTORESP = 14,
     PR_AUTOHIT = 15,
     PR_PUBLISH = 16,
-    PR_TYPE_MAX_ = 16,
+    /* 17..20: reserved for other branches (DETACH/DETACHED, ...) */
+    PR_CALL = 21,
+    PR_TYPE_MAX_ = 21,
 };
 
 #define PR_OPEN_RESUMED 0x1u
@@ -113,7 +123,7 @@ typedef struct pr_list {
 typedef struct pr_msg {
     int type;
     union {
-        struct { uint64_t version; pr_str role, name; pr_list classes; } hello;
+        struct { uint64_t version; pr_str role, name; pr_list classes, methods; } hello;
         struct { uint64_t conn; pr_str key, client_id; uint64_t connected_at; uint64_t flags;
                  pr_str subprotocols, remote, query; pr_list headers; pr_bytes attachment;
                  pr_list tags; pr_str claims; } open;
@@ -130,6 +140,7 @@ typedef struct pr_msg {
         struct { pr_str key, request, response; } autoresp;
         struct { uint64_t conn; uint64_t at; } autohit;
         struct { uint64_t req; pr_str key; uint64_t opcode; pr_bytes payload; } publish;
+        struct { uint64_t req; pr_str key, method; pr_bytes params; } call;
     } u;
 } pr_msg;
 
@@ -162,6 +173,10 @@ int pr_frame_end(rd_buf *b, size_t start);
  * Return 0 or -EMSGSIZE. Strings with p == NULL are encoded as nil. */
 int pr_enc_hello(rd_buf *b, const char *role, const char *name,
                  const char *const *classes, size_t nclasses);
+/* HELLO with the methods map: names[i] ("class.method") -> kinds[i]. */
+int pr_enc_hello_methods(rd_buf *b, const char *role, const char *name,
+                         const char *const *classes, size_t nclasses,
+                         const char *const *names, const char *const *kinds, size_t nmethods);
 int pr_enc_accept(rd_buf *b, uint64_t conn, const char *subprotocol, size_t len);
 int pr_enc_reject(rd_buf *b, uint64_t conn, unsigned status, const char *body, size_t len);
 int pr_enc_close(rd_buf *b, uint64_t conn, unsigned code, const char *reason, size_t len);

@@ -69,6 +69,8 @@ struct sh_object {
     char *ar_response;
     uint64_t last_event_ms;     /* monotonic */
     struct sh_fed_obj *fed;     /* sh_fed.c's state (subscription, sequences); NULL without --redis */
+    roomd_stream **streams;     /* open RPC streams, oldest first (sh_rpc.c) */
+    size_t nstreams, streams_cap;
 };
 
 struct roomd_ctx {
@@ -196,7 +198,25 @@ void sh_dirty_forget(sh_object *o);
 int sh_module_load(const char *path, char err[RD_ERR_LEN]);
 const roomd_class *sh_module_find(const char *name, size_t len);
 size_t sh_module_names(const char **out, size_t max);
+/* Every class's methods as "class.method" (malloc'd: the caller frees each)
+ * and their kinds ("call" or "stream"). */
+size_t sh_module_methods(char **names, const char **kinds, size_t max);
 void sh_module_shutdown(void);
+
+/* sh_rpc.c: JSON-RPC over WebSockets and HTTP. */
+/* The class's method table (NULL for version 1 classes, which have none). */
+static inline const roomd_method *sh_class_methods(const roomd_class *cls)
+{
+    return cls->version >= 2 ? cls->methods : NULL;
+}
+const roomd_method *sh_rpc_find(const roomd_class *cls, const char *name);
+/* A text message that is a JSON-RPC request (rpc_codec.h sh_rpc_is_request). */
+void sh_rpc_frame(roomd_ctx *ctx, roomd_conn *c, const uint8_t *p, size_t n);
+/* Run m; conn NULL answers the HTTP request in ctx. */
+void sh_rpc_invoke(roomd_ctx *ctx, roomd_conn *conn, const roomd_method *m, const char *id, bool notify,
+                   const char *params, size_t plen);
+/* The connection is gone: drop its streams. */
+void sh_rpc_conn_gone(sh_object *o, roomd_conn *c);
 
 /* built-in classes */
 extern const roomd_class cls_echo;
