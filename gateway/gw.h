@@ -181,6 +181,7 @@ typedef struct gw_config {
     char *log_level;
     char *log_format;
     char *publish_key;
+    char *public_url;
     char *jwt_secret;
     char *jwt_key;
     uint64_t jwt_leeway;
@@ -243,6 +244,7 @@ typedef struct gw_stats {
     uint64_t auto_responses;
     uint64_t resume_failed;
     uint64_t auth_refused;          /* 401/403 from JWT authentication */
+    uint64_t heartbeats;            /* /client.js heartbeats answered */
     uint64_t compressed_out;        /* messages sent compressed (per compression, not per recipient) */
     uint64_t compressed_in;
     uint64_t pmd_conns;             /* connections with per-connection zlib state now */
@@ -355,6 +357,20 @@ typedef struct gw_target {
 int gw_route_parse(const char *target, size_t len, size_t max_name, gw_target *ret,
                    char err[RD_ERR_LEN]);
 gw_shard *gw_route_pick(const char *key, size_t len);
+
+/* gw_assets.c: files embedded at build time (client/). */
+typedef struct gw_asset {
+    const char *path;         /* "/client.js" */
+    const char *ctype;
+    const unsigned char *body;
+    size_t len;
+    unsigned char *gz;        /* gzip of body, NULL if compression failed */
+    size_t gz_len;
+    char etag[24];            /* "\"<16 hex digits>\"" */
+} gw_asset;
+void gw_assets_init(void);
+void gw_assets_free(void);
+const gw_asset *gw_asset_find(const char *path, size_t len);
 
 /* gw_spawn.c */
 int gw_spawn_start(void);

@@ -18,6 +18,8 @@
 #include <openssl/err.h>
 
 #include "gw.h"
+#include "gw_exports.h"
+#include "rd_hash.h"
 #include "rd_log.h"
 #include "rd_time.h"
 #include "rd_uuid.h"
@@ -532,6 +534,8 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_resumed_total", "counter", "WebSockets re-opened on a restarted shard, by result.",
            "{result=\"ok\"}", st->resumed);
     metric(b, "roomd_resumed_total", NULL, NULL, "{result=\"failed\"}", st->resume_failed);
+    metric(b, "roomd_heartbeats_total", "counter", "/client.js heartbeats the gateway answered itself.",
+           NULL, st->heartbeats);
     metric(b, "roomd_auth_refused_total", "counter", "Requests refused by JWT authentication (401/403).",
            NULL, st->auth_refused);
     metric(b, "roomd_compressed_messages_total", "counter",
@@ -589,6 +593,101 @@ void gw_metrics_render(rd_buf *b)
     }
 }
 
+/* Accept-Encoding lists gzip (without q=0). */
+static bool accepts_gzip(const gw_http_request *req)
+{
+    const gw_http_header *h = gw_http_header_find(req, "accept-encoding");
+    const char *p = h ? h->value : NULL, *end = h ? h->value + h->value_len : NULL;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        const char *e = p;
+        while (e < end && *e != ',')
+            e++;
+        const char *semi = memchr(p, ';', (size_t)(e - p));
+        const char *ne = semi ? semi : e;
+        while (ne > p && ne[-1] == ' ')
+            ne--;
+        if (ne - p == 4 && strncasecmp(p, "gzip", 4) == 0) {
+            const char *q = semi ? memmem(semi, (size_t)(e - semi), "q=0", 3) : NULL;
+            /* q=0, q=0.0, q=0.00: refused; q=0.5: fine */
+            bool zero = q && (q + 3 == e || q[3] == ' ' ||
+                              (q[3] == '.' && strspn(q + 4, "0") >= (size_t)(e - q - 4)));
+            return !zero;
+        }
+        p = e;
+    }
+    return false;
+}
+
+/* If-None-Match names our ETag (or "*"): the client's copy is current. */
+static bool etag_matches(const gw_http_request *req, const char *etag)
+{
+    const gw_http_header *h = gw_http_header_find(req, "if-none-match");
+    if (!h)
+        return false;
+    if (h->value_len == 1 && h->value[0] == '*')
+        return true;
+    return memmem(h->value, h->value_len, etag, strlen(etag)) != NULL;
+}
+
+/* 200 with body, or 304 (no body; Content-Length of the representation). */
+static void respond_cached(gw_conn *c, const gw_http_request *req, const char *ctype, const char *etag,
+                           const char *extra, const void *body, size_t len)
+{
+    char head[512];
+    snprintf(head, sizeof head, "ETag: %s\r\nAccess-Control-Allow-Origin: *\r\n%s", etag, extra);
+    if (etag_matches(req, etag)) {
+        bool was = c->head_request;
+        c->head_request = true;
+        http_respond(c, 304, ctype, head, NULL, len, c->keep_alive);
+        c->head_request = was;
+        return;
+    }
+    http_respond(c, 200, ctype, head, body, len, c->keep_alive);
+}
+
+/* /client.js and friends: revalidated by ETag on every use (no-cache), so
+ * an upgraded gateway is picked up at once; gzip when the client takes it. */
+static void serve_asset(gw_conn *c, const gw_http_request *req, const gw_asset *a)
+{
+    bool gz = a->gz && accepts_gzip(req);
+    char extra[160];
+    snprintf(extra, sizeof extra, "Cache-Control: public, no-cache\r\nVary: Accept-Encoding\r\n%s",
+             gz ? "Content-Encoding: gzip\r\n" : "");
+    respond_cached(c, req, a->ctype, a->etag, extra, gz ? a->gz : a->body, gz ? a->gz_len : a->len);
+}
+
+/* GET /exports.js?shared&room=R: generated per request (origin, room, the
+ * classes' methods as the shards announced them). */
+static void serve_exports(gw_conn *c, const gw_http_request *req, const char *q, size_t ql)
+{
+    gw_exports_req er;
+    char err[RD_ERR_LEN], origin[512];
+    if (gw_exports_query(q, ql, &er, err) < 0) {
+        http_error(c, 400, err, NULL);
+        return;
+    }
+    const gw_http_header *h = gw_http_header_find(req, "host");
+    if (gw_exports_origin(c->tls, h ? h->value : NULL, h ? h->value_len : 0, gw.cfg.public_url, origin,
+                          sizeof origin, err) < 0) {
+        http_error(c, 400, err, NULL);
+        return;
+    }
+    const gw_shard *s = gw_methods_source();
+    if (!s) {
+        http_error(c, 503, "no shard is available yet; retry shortly", "Retry-After: 1\r\n");
+        return;
+    }
+    rd_buf b = RD_BUF_INIT;
+    gw_exports_render(&b, origin, &er, (const char *const *)s->methods, s->method_stream, s->nmethods);
+    char etag[24];
+    snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)rd_hash64(rd_buf_data(&b), rd_buf_avail(&b)));
+    respond_cached(c, req, "text/javascript; charset=utf-8", etag, "Cache-Control: no-cache\r\nVary: Host\r\n",
+                   rd_buf_data(&b), rd_buf_avail(&b));
+    rd_buf_free(&b);
+}
+
 static void gateway_route(gw_conn *c, const gw_http_request *req, const char *path, size_t plen)
 {
     bool get = (req->method_len == 3 && !memcmp(req->method, "GET", 3)) ||
@@ -624,6 +723,16 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
         http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, rd_buf_data(&b),
                      rd_buf_avail(&b), c->keep_alive);
         rd_buf_free(&b);
+        return;
+    }
+    const gw_asset *asset = get ? gw_asset_find(path, plen) : NULL;
+    if (asset) {
+        serve_asset(c, req, asset);
+        return;
+    }
+    if (plen == 11 && !memcmp(path, "/exports.js", 11) && get) {
+        const char *qm = memchr(req->target, '?', req->target_len);
+        serve_exports(c, req, qm ? qm + 1 : "", qm ? req->target_len - (size_t)(qm + 1 - req->target) : 0);
         return;
     }
     if (plen == 1 && path[0] == '/' && get) {
@@ -1308,6 +1417,22 @@ static bool auto_respond(gw_conn *c, const ws_event *ev)
     return true;
 }
 
+/* /client.js's heartbeat: the gateway answers this exact JSON-RPC ping on
+ * every connection itself, so a client can tell a dead link from a quiet
+ * one without waking (or even reaching) its object. */
+static bool heartbeat(gw_conn *c, const ws_event *ev)
+{
+    static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":\"hb\",\"method\":\"rpc.ping\"}";
+    static const char res[] = "{\"jsonrpc\":\"2.0\",\"id\":\"hb\",\"result\":\"pong\"}";
+    if (ev->len != sizeof req - 1 || memcmp(ev->data, req, sizeof req - 1) != 0)
+        return false;
+    gw_blob *b = ws_frame_blob(WS_OP_TEXT, false, res, sizeof res - 1);
+    enqueue_data(c, b);
+    gw_blob_unref(b);
+    gw.stats.heartbeats++;
+    return true;
+}
+
 void gw_autoresp_set(const pr_msg *m)
 {
     const pr_str *k = &m->u.autoresp.key;
@@ -1419,6 +1544,8 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
             if (ev.compressed && !inflate_message(c, &ev))
                 return n;
             if (ev.opcode == WS_OP_TEXT && gw.autoresp.count && auto_respond(c, &ev))
+                break;
+            if (ev.opcode == WS_OP_TEXT && heartbeat(c, &ev))
                 break;
             gw.stats.msgs_in++;
             gw.stats.bytes_in += ev.len;

@@ -106,6 +106,9 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("publish-key", RD_CFG_STR, publish_key, NULL, 0, 0, "KEY",
         "API key for the backend endpoints POST /<class>/<name>/publish and /rpc/<method> "
         "(Authorization: Bearer KEY); unset: they are off"),
+    OPT("public-url", RD_CFG_STR, public_url, NULL, 0, 0, "URL",
+        "the gateway's origin as clients reach it (https://rooms.example); /exports.js points there; "
+        "unset: the scheme and Host of each request"),
     OPT("jwt-secret", RD_CFG_STR, jwt_secret, NULL, 0, 0, "SECRET",
         "accept HS256 JSON Web Tokens signed with this secret (prefer ROOMD_JWT_SECRET: flags show in ps)"),
     OPT("jwt-key", RD_CFG_STR, jwt_key, NULL, 0, 0, "FILE",
@@ -399,6 +402,7 @@ int main(int argc, char **argv)
         rd_cfg_free(gateway_opts, &gw.cfg);
         return 0;
     }
+    gw_assets_init();
     rd_map_init(&gw.conns, 0);
     rd_map_init(&gw.ips, 1);
     rd_map_init(&gw.autoresp, 1);
@@ -487,6 +491,7 @@ int main(int argc, char **argv)
     if (gw.ssl_ctx)
         SSL_CTX_free(gw.ssl_ctx);
     free(gw.scratch);
+    gw_assets_free();
     EVP_PKEY_free(gw.jwt.pub);
     free(gw.shards);
     free(gw.shard_names);
