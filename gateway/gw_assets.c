@@ -12,13 +12,17 @@ extern const unsigned char gw_asset_client_js[];
 extern const size_t gw_asset_client_js_len;
 extern const unsigned char gw_asset_client_d_ts[];
 extern const size_t gw_asset_client_d_ts_len;
+extern const unsigned char gw_asset_index_html[];
+extern const size_t gw_asset_index_html_len;
 
 static gw_asset assets[] = {
     { "/client.js", "text/javascript; charset=utf-8", gw_asset_client_js, 0, NULL, 0, "" },
     { "/client.d.ts", "application/typescript; charset=utf-8", gw_asset_client_d_ts, 0, NULL, 0, "" },
+    { "/", "text/html; charset=utf-8", gw_asset_index_html, 0, NULL, 0, "" },
 };
 
-static const size_t *const lens[] = { &gw_asset_client_js_len, &gw_asset_client_d_ts_len };
+static const size_t *const lens[] = { &gw_asset_client_js_len, &gw_asset_client_d_ts_len,
+                                      &gw_asset_index_html_len };
 
 /* gzip (not raw deflate: Content-Encoding: gzip) at the best level; the
  * cost is paid once per start. */

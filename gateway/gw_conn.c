@@ -735,15 +735,6 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
         serve_exports(c, req, qm ? qm + 1 : "", qm ? req->target_len - (size_t)(qm + 1 - req->target) : 0);
         return;
     }
-    if (plen == 1 && path[0] == '/' && get) {
-        char body[1024];
-        size_t n = (size_t)snprintf(body, sizeof body,
-                                    "roomd gateway %s\n\nConnect a WebSocket to /<class>/<name>, e.g. "
-                                    "/echo/foo or /chat/lobby.\nHealth: /healthz\n",
-                                    gw.name);
-        http_respond(c, 200, NULL, NULL, body, n, c->keep_alive);
-        return;
-    }
     http_error(c, 404, "not found", NULL);
 }
 
