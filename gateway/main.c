@@ -116,7 +116,7 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("jwt-leeway", RD_CFG_MS, jwt_leeway, "30s", 0, 600000, "DURATION",
         "clock skew allowed when checking a token's exp and nbf"),
     OPT("jwt-class", RD_CFG_LIST, jwt_classes, NULL, 0, 0, "CLASS",
-        "repeatable: connections and requests to this class need a valid token ('*': every class); "
+        "connections and requests to this class need a valid token ('*': every class); "
         "elsewhere a token is optional, but an invalid one is still refused"),
     OPT("drain-timeout", RD_CFG_MS, drain_timeout, "5s", 0, 600000, "DURATION",
         "on SIGTERM: time to close every client with 1001 and flush before exiting"),
