@@ -978,6 +978,34 @@ static void backend_wait(gw_conn *c, gw_shard *s)
     event_del(&c->ev_read);
 }
 
+/* Send a backend request to the object's shard: PUBLISH [req, key, opcode,
+ * payload] or CALL [req, key, method, params]; then wait for its HTTP_RES. */
+static void backend_forward(gw_conn *c, const gw_target *t, int type, const char *method, size_t ml,
+                            unsigned opcode, const uint8_t *body, size_t blen)
+{
+    char key[300];
+    size_t klen;
+    gw_shard *s = backend_shard(c, t, key, &klen);
+    if (!s)
+        return;
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 5);
+    pr_mp_put_uint(b, (uint64_t)type);
+    pr_mp_put_uint(b, c->id);
+    pr_mp_put_str(b, key, klen);
+    if (type == PR_CALL)
+        pr_mp_put_str(b, method, ml);
+    else
+        pr_mp_put_uint(b, opcode);
+    pr_mp_put_bin(b, body, blen);
+    if (pr_frame_end(b, start) < 0) {
+        http_error(c, 413, type == PR_CALL ? "request too large" : "message too large", NULL);
+        return;
+    }
+    backend_wait(c, s);
+}
+
 /* POST /<class>/<name>/publish: a backend's message to every member of the
  * object, in every cell. ?type=binary sends a binary message; text must be
  * UTF-8. */
@@ -991,24 +1019,7 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
         http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
         return;
     }
-    char key[300];
-    size_t klen;
-    gw_shard *s = backend_shard(c, t, key, &klen);
-    if (!s)
-        return;
-    rd_buf *b = &s->out;
-    size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 5);
-    pr_mp_put_uint(b, PR_PUBLISH);
-    pr_mp_put_uint(b, c->id);
-    pr_mp_put_str(b, key, klen);
-    pr_mp_put_uint(b, binary ? WS_OP_BINARY : WS_OP_TEXT);
-    pr_mp_put_bin(b, body, blen);
-    if (pr_frame_end(b, start) < 0) {
-        http_error(c, 413, "message too large", NULL);
-        return;
-    }
-    backend_wait(c, s);
+    backend_forward(c, t, PR_PUBLISH, NULL, 0, binary ? WS_OP_BINARY : WS_OP_TEXT, body, blen);
 }
 
 /* POST /<class>/<name>/rpc/<method>: a backend calls a method; the body is
@@ -1025,24 +1036,7 @@ static void rpc_request(gw_conn *c, const gw_http_request *req, const gw_target 
         http_error(c, 400, "use POST /<class>/<name>/rpc/<method>", NULL);
         return;
     }
-    char key[300];
-    size_t klen;
-    gw_shard *s = backend_shard(c, t, key, &klen);
-    if (!s)
-        return;
-    rd_buf *b = &s->out;
-    size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 5);
-    pr_mp_put_uint(b, PR_CALL);
-    pr_mp_put_uint(b, c->id);
-    pr_mp_put_str(b, key, klen);
-    pr_mp_put_str(b, method, ml);
-    pr_mp_put_bin(b, body, blen);
-    if (pr_frame_end(b, start) < 0) {
-        http_error(c, 413, "request too large", NULL);
-        return;
-    }
-    backend_wait(c, s);
+    backend_forward(c, t, PR_CALL, method, ml, 0, body, blen);
 }
 
 /* Does --jwt-class name this class (or '*')? */

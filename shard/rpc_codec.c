@@ -121,13 +121,20 @@ static void put_id(rd_buf *b, const char *id)
         PUT_LIT(b, "null");
 }
 
+/* head, the id, mid, the JSON value, tail: results and stream values. */
+static void put_around(rd_buf *b, const char *head, const char *id, const char *mid, const char *json,
+                       size_t len, const char *tail)
+{
+    put(b, head, strlen(head));
+    put_id(b, id);
+    put(b, mid, strlen(mid));
+    put(b, json, len);
+    put(b, tail, strlen(tail));
+}
+
 void sh_rpc_put_result(rd_buf *b, const char *id, const char *json, size_t len)
 {
-    PUT_LIT(b, "{\"jsonrpc\":\"2.0\",\"id\":");
-    put_id(b, id);
-    PUT_LIT(b, ",\"result\":");
-    put(b, json, len);
-    PUT_LIT(b, "}");
+    put_around(b, "{\"jsonrpc\":\"2.0\",\"id\":", id, ",\"result\":", json, len, "}");
 }
 
 void sh_rpc_put_error(rd_buf *b, const char *id, int code, const char *message)
@@ -150,11 +157,8 @@ void sh_rpc_put_error(rd_buf *b, const char *id, int code, const char *message)
 
 void sh_rpc_put_stream(rd_buf *b, const char *id, const char *json, size_t len)
 {
-    PUT_LIT(b, "{\"jsonrpc\":\"2.0\",\"method\":\"rpc.stream\",\"params\":{\"id\":");
-    put_id(b, id);
-    PUT_LIT(b, ",\"value\":");
-    put(b, json, len);
-    PUT_LIT(b, "}}");
+    put_around(b, "{\"jsonrpc\":\"2.0\",\"method\":\"rpc.stream\",\"params\":{\"id\":", id, ",\"value\":",
+               json, len, "}}");
 }
 
 bool sh_rpc_json_valid(const char *p, size_t n)
