@@ -97,13 +97,20 @@ export class Client {
       this.opened();
       this.emit(again ? "reconnect" : "open");
     };
-    ws.onmessage = (e) => this.recv(e.data);
     // Browsers follow an error with close; Node's WebSocket may not (a
     // refused connection): whichever comes first ends this socket, once.
     let gone = false;
     const end = (code, reason) => gone || ((gone = true), this.lost(code, reason));
+    ws.onmessage = (e) => gone || this.recv(e.data);
     ws.onclose = (e) => end(e.code, e.reason);
     ws.onerror = () => setTimeout(() => ws.readyState !== 1 && end(1006, ""), 0);
+    // A dead link may never finish a close handshake: give up on it at once.
+    this.kill = (code, reason) => {
+      try {
+        ws.close(code, reason);
+      } catch (e) {}
+      end(code, reason);
+    };
   }
 
   lost(code, reason) {
@@ -136,7 +143,7 @@ export class Client {
     this.hb = setTimeout(() => {
       if (this.state !== "open") return;
       this.ws.send(HB_REQ);
-      this.hbDead = setTimeout(() => this.ws.close(4000, "heartbeat timeout"), this.o.heartbeatTimeout);
+      this.hbDead = setTimeout(() => this.kill(4000, "heartbeat timeout"), this.o.heartbeatTimeout);
     }, this.o.heartbeat);
   }
 
@@ -195,7 +202,7 @@ export class Client {
         return s.end("error" in m && m.error.code !== -32800 ? new RpcError(m.error) : null, m.result);
       }
     }
-    if (m && typeof m.type === "string" && this.typed.has(m.type)) {
+    if (m && typeof m.type === "string" && (this.typed.get(m.type) || []).length) {
       for (const [schema, fn] of this.typed.get(m.type)) {
         try {
           check(schema, m.payload);

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -171,3 +172,25 @@ def test_node_client_reconnects_after_gateway_restart(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@needs_node
+def test_node_client_gives_up_a_silent_link(tmp_path):
+    g = Roomd(tmp_path, shards=1)
+    proc = subprocess.Popen(["node", "--experimental-network-imports", "--experimental-websocket", NODE_SCRIPT,
+                             "deadlink", g.ws, g.http + "/client.js"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        os.kill(g.proc.pid, signal.SIGSTOP)
+        try:
+            assert proc.stdout.readline().strip() == "dead"
+        finally:
+            os.kill(g.proc.pid, signal.SIGCONT)
+        o, e = proc.communicate(timeout=60)
+        assert proc.returncode == 0, e
+        assert json.loads(o.strip().splitlines()[-1]) == {"code": 4000, "reason": "heartbeat timeout", "after": 1}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        g.stop()

@@ -228,3 +228,24 @@ def test_user_module_methods_and_server_ended_stream(r):
             await w.send("same")
             assert await w.recv() == "same"
     run(go())
+
+
+def test_streams_outlive_hibernation(tmp_path):
+    g = Roomd(tmp_path, shards=1, extra=("--hibernate-after", "200ms"))
+    try:
+        async def go():
+            async with websockets.connect(f"{g.ws}/counter/hib") as w, \
+                    websockets.connect(f"{g.ws}/counter/hib") as other:
+                c = Rpc(w)
+                sid = await c.send("watch")
+                assert (await c.recv())["params"] == {"id": sid, "value": 0}
+                deadline = asyncio.get_running_loop().time() + 20
+                while 'msg="object hibernated" object=counter/hib' not in g.read_log():
+                    assert asyncio.get_running_loop().time() < deadline, "never hibernated"
+                    await asyncio.sleep(0.1)
+                # The increment wakes the object (create runs again); the stream is still there.
+                assert (await Rpc(other).call("increment"))["result"] == 1
+                assert (await c.recv())["params"] == {"id": sid, "value": 1}
+        run(go())
+    finally:
+        g.stop()

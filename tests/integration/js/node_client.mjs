@@ -99,6 +99,22 @@ async function reconnect() {
   c.close();
 }
 
-const scenarios = { shared, client, queue, reconnect };
+async function deadlink() {
+  // The test freezes the gateway (SIGSTOP) after "ready": the heartbeat goes
+  // unanswered, the client gives the link up (4000) and, once the gateway
+  // runs again, reconnects.
+  const { connect } = await import(args[0]);
+  const c = connect(`${base}/counter/dl`, { heartbeat: 100, heartbeatTimeout: 400, backoff: 50, maxBackoff: 200 });
+  await c.ready;
+  const dead = new Promise((r) => c.on("close", r));
+  console.log("ready");
+  const info = await Promise.race([dead, timeout(20000, "heartbeat timeout")]);
+  console.log("dead");
+  await Promise.race([new Promise((r) => c.on("reconnect", r)), timeout(30000, "reconnect")]);
+  out({ code: info.code, reason: info.reason, after: await c.call("increment") });
+  c.close();
+}
+
+const scenarios = { shared, client, queue, reconnect, deadlink };
 await Promise.race([scenarios[scenario](), timeout(45000, scenario)]);
 process.exit(0);
