@@ -11,6 +11,7 @@
 #include <event2/event_struct.h>
 #include <openssl/ssl.h>
 
+#include "gw_jwt.h"
 #include "http_parser.h"
 #include "pr_msg.h"
 #include "rd_buf.h"
@@ -133,6 +134,8 @@ typedef struct gw_conn {
     int tq;                   /* which timeout list, -1 none */
     struct gw_conn *flush_next;
     struct gw_conn *reap_next;
+    char *claims;             /* verified JWT claims (JSON), NULL: none; kept for resumes */
+    uint32_t claims_len;
     char remote[56];
     uint64_t sent_ns;         /* OPEN or HTTP_REQ handed to the shard at (for /metrics) */
 } gw_conn;
@@ -169,6 +172,9 @@ struct gw_shard {
     struct gw_conn *paused;   /* clients waiting for this link to drain */
     char **classes;
     size_t nclasses;
+    char **methods;           /* "class.method" from HELLO */
+    bool *method_stream;      /* per method: a streaming one */
+    size_t nmethods;
     /* spawn mode */
     pid_t pid;
     struct event ev_restart;
@@ -198,6 +204,11 @@ typedef struct gw_config {
     char *log_level;
     char *log_format;
     char *publish_key;
+    char *public_url;
+    char *jwt_secret;
+    char *jwt_key;
+    uint64_t jwt_leeway;
+    char **jwt_classes;
     char *config;
     char *route;
     uint64_t max_head;
@@ -265,6 +276,8 @@ typedef struct gw_stats {
     uint64_t resumed;               /* connections re-opened on a restarted shard */
     uint64_t auto_responses;
     uint64_t resume_failed;
+    uint64_t auth_refused;          /* 401/403 from JWT authentication */
+    uint64_t heartbeats;            /* /client.js heartbeats answered */
     uint64_t compressed_out;        /* messages sent compressed (per compression, not per recipient) */
     uint64_t compressed_in;
     uint64_t pmd_conns;             /* connections with per-connection zlib state now */
@@ -331,6 +344,7 @@ typedef struct gw_server {
     uint8_t *scratch;         /* read buffer shared by all connections */
     bool stopping;
     char self_dir[512];
+    gw_jwt_keys jwt;          /* --jwt-secret / --jwt-key; both empty: tokens are ignored */
 } gw_server;
 
 extern gw_server gw;
@@ -378,6 +392,8 @@ void gw_link_connect(gw_shard *s);
 void gw_link_want_flush(gw_shard *s);
 void gw_link_flush_all(void);
 bool gw_class_known(const char *cls, size_t len);
+/* The shard whose HELLO lists the classes' methods (the first one up), or NULL. */
+const gw_shard *gw_methods_source(void);
 bool gw_any_shard_up(void);
 void gw_link_shutdown(void);
 /* Ask every shard that is up how it is (PING; the PONG carries federation state). */
@@ -408,6 +424,20 @@ typedef struct gw_target {
 int gw_route_parse(const char *target, size_t len, size_t max_name, gw_target *ret,
                    char err[RD_ERR_LEN]);
 gw_shard *gw_route_pick(const char *key, size_t len);
+
+/* gw_assets.c: files embedded at build time (client/). */
+typedef struct gw_asset {
+    const char *path;         /* "/client.js" */
+    const char *ctype;
+    const unsigned char *body;
+    size_t len;
+    unsigned char *gz;        /* gzip of body, NULL if compression failed */
+    size_t gz_len;
+    char etag[24];            /* "\"<16 hex digits>\"" */
+} gw_asset;
+void gw_assets_init(void);
+void gw_assets_free(void);
+const gw_asset *gw_asset_find(const char *path, size_t len);
 
 /* gw_spawn.c */
 /* --workers: the parent starts workers 1..N-1 (this binary again, following

@@ -18,6 +18,8 @@
 #include <openssl/err.h>
 
 #include "gw.h"
+#include "gw_exports.h"
+#include "rd_hash.h"
 #include "rd_log.h"
 #include "rd_time.h"
 #include "rd_uuid.h"
@@ -378,6 +380,7 @@ void gw_conn_reap(void)
         pmd_close(c);
         free(c->attachment);
         free(c->tags);
+        free(c->claims);
         if (c->ws) {
             ws_reader_free(c->ws);
             free(c->ws);
@@ -577,6 +580,10 @@ void gw_metrics_render(rd_buf *b)
     metric(b, "roomd_resumed_total", "counter", "WebSockets re-opened on a restarted shard, by result.",
            "{result=\"ok\"}", st->resumed);
     metric(b, "roomd_resumed_total", NULL, NULL, "{result=\"failed\"}", st->resume_failed);
+    metric(b, "roomd_heartbeats_total", "counter", "/client.js heartbeats the gateway answered itself.",
+           NULL, st->heartbeats);
+    metric(b, "roomd_auth_refused_total", "counter", "Requests refused by JWT authentication (401/403).",
+           NULL, st->auth_refused);
     metric(b, "roomd_compressed_messages_total", "counter",
            "permessage-deflate messages (out: compressions, shared by all recipients of a broadcast).",
            "{direction=\"in\"}", st->compressed_in);
@@ -685,6 +692,101 @@ void gw_metrics_render(rd_buf *b)
         }
 }
 
+/* Accept-Encoding lists gzip (without q=0). */
+static bool accepts_gzip(const gw_http_request *req)
+{
+    const gw_http_header *h = gw_http_header_find(req, "accept-encoding");
+    const char *p = h ? h->value : NULL, *end = h ? h->value + h->value_len : NULL;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == ','))
+            p++;
+        const char *e = p;
+        while (e < end && *e != ',')
+            e++;
+        const char *semi = memchr(p, ';', (size_t)(e - p));
+        const char *ne = semi ? semi : e;
+        while (ne > p && ne[-1] == ' ')
+            ne--;
+        if (ne - p == 4 && strncasecmp(p, "gzip", 4) == 0) {
+            const char *q = semi ? memmem(semi, (size_t)(e - semi), "q=0", 3) : NULL;
+            /* q=0, q=0.0, q=0.00: refused; q=0.5: fine */
+            bool zero = q && (q + 3 == e || q[3] == ' ' ||
+                              (q[3] == '.' && strspn(q + 4, "0") >= (size_t)(e - q - 4)));
+            return !zero;
+        }
+        p = e;
+    }
+    return false;
+}
+
+/* If-None-Match names our ETag (or "*"): the client's copy is current. */
+static bool etag_matches(const gw_http_request *req, const char *etag)
+{
+    const gw_http_header *h = gw_http_header_find(req, "if-none-match");
+    if (!h)
+        return false;
+    if (h->value_len == 1 && h->value[0] == '*')
+        return true;
+    return memmem(h->value, h->value_len, etag, strlen(etag)) != NULL;
+}
+
+/* 200 with body, or 304 (no body; Content-Length of the representation). */
+static void respond_cached(gw_conn *c, const gw_http_request *req, const char *ctype, const char *etag,
+                           const char *extra, const void *body, size_t len)
+{
+    char head[512];
+    snprintf(head, sizeof head, "ETag: %s\r\nAccess-Control-Allow-Origin: *\r\n%s", etag, extra);
+    if (etag_matches(req, etag)) {
+        bool was = c->head_request;
+        c->head_request = true;
+        http_respond(c, 304, ctype, head, NULL, len, c->keep_alive);
+        c->head_request = was;
+        return;
+    }
+    http_respond(c, 200, ctype, head, body, len, c->keep_alive);
+}
+
+/* /client.js and friends: revalidated by ETag on every use (no-cache), so
+ * an upgraded gateway is picked up at once; gzip when the client takes it. */
+static void serve_asset(gw_conn *c, const gw_http_request *req, const gw_asset *a)
+{
+    bool gz = a->gz && accepts_gzip(req);
+    char extra[160];
+    snprintf(extra, sizeof extra, "Cache-Control: public, no-cache\r\nVary: Accept-Encoding\r\n%s",
+             gz ? "Content-Encoding: gzip\r\n" : "");
+    respond_cached(c, req, a->ctype, a->etag, extra, gz ? a->gz : a->body, gz ? a->gz_len : a->len);
+}
+
+/* GET /exports.js?shared&room=R: generated per request (origin, room, the
+ * classes' methods as the shards announced them). */
+static void serve_exports(gw_conn *c, const gw_http_request *req, const char *q, size_t ql)
+{
+    gw_exports_req er;
+    char err[RD_ERR_LEN], origin[512];
+    if (gw_exports_query(q, ql, &er, err) < 0) {
+        http_error(c, 400, err, NULL);
+        return;
+    }
+    const gw_http_header *h = gw_http_header_find(req, "host");
+    if (gw_exports_origin(c->tls, h ? h->value : NULL, h ? h->value_len : 0, gw.cfg.public_url, origin,
+                          sizeof origin, err) < 0) {
+        http_error(c, 400, err, NULL);
+        return;
+    }
+    const gw_shard *s = gw_methods_source();
+    if (!s) {
+        http_error(c, 503, "no shard is available yet; retry shortly", "Retry-After: 1\r\n");
+        return;
+    }
+    rd_buf b = RD_BUF_INIT;
+    gw_exports_render(&b, origin, &er, (const char *const *)s->methods, s->method_stream, s->nmethods);
+    char etag[24];
+    snprintf(etag, sizeof etag, "\"%016llx\"", (unsigned long long)rd_hash64(rd_buf_data(&b), rd_buf_avail(&b)));
+    respond_cached(c, req, "text/javascript; charset=utf-8", etag, "Cache-Control: no-cache\r\nVary: Host\r\n",
+                   rd_buf_data(&b), rd_buf_avail(&b));
+    rd_buf_free(&b);
+}
+
 static void gateway_route(gw_conn *c, const gw_http_request *req, const char *path, size_t plen)
 {
     bool get = (req->method_len == 3 && !memcmp(req->method, "GET", 3)) ||
@@ -723,13 +825,14 @@ static void gateway_route(gw_conn *c, const gw_http_request *req, const char *pa
         rd_buf_free(&b);
         return;
     }
-    if (plen == 1 && path[0] == '/' && get) {
-        char body[1024];
-        size_t n = (size_t)snprintf(body, sizeof body,
-                                    "roomd gateway %s\n\nConnect a WebSocket to /<class>/<name>, e.g. "
-                                    "/echo/foo or /chat/lobby.\nHealth: /healthz\n",
-                                    gw.name);
-        http_respond(c, 200, NULL, NULL, body, n, c->keep_alive);
+    const gw_asset *asset = get ? gw_asset_find(path, plen) : NULL;
+    if (asset) {
+        serve_asset(c, req, asset);
+        return;
+    }
+    if (plen == 11 && !memcmp(path, "/exports.js", 11) && get) {
+        const char *qm = memchr(req->target, '?', req->target_len);
+        serve_exports(c, req, qm ? qm + 1 : "", qm ? req->target_len - (size_t)(qm + 1 - req->target) : 0);
         return;
     }
     http_error(c, 404, "not found", NULL);
@@ -941,29 +1044,31 @@ static bool key_authorized(gw_conn *c, const gw_http_request *req, const char *w
     return true;
 }
 
-/* POST /<class>/<name>/publish: a backend's message to every member of the
- * object, in every cell. Needs the --publish-key as a bearer token (or
- * X-Roomd-Key). ?type=binary sends a binary message; text must be UTF-8. */
-static void publish_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
-                            const uint8_t *body, size_t blen)
+/* The backend endpoints (publish, rpc) take POST and the API key
+ * (--publish-key) as a bearer token or X-Roomd-Key. false after answering. */
+static bool backend_allowed(gw_conn *c, const gw_http_request *req, const char *what)
 {
+    char why[96];
     if (!(req->method_len == 4 && !memcmp(req->method, "POST", 4))) {
-        http_error(c, 405, "publish takes POST", "Allow: POST\r\n");
-        return;
+        snprintf(why, sizeof why, "%s takes POST", what);
+        http_error(c, 405, why, "Allow: POST\r\n");
+        return false;
     }
-    if (!key_authorized(c, req, gw.cfg.publish_key, "publishing is off: start the gateway with --publish-key",
-                        "API key", true))
-        return;
-    bool binary = t->query_len == 11 && memcmp(t->query, "type=binary", 11) == 0;
-    if (!binary && !ws_utf8_valid(body, blen)) {
-        http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
-        return;
+    snprintf(why, sizeof why, "%s is off: start the gateway with --publish-key", what);
+    if (!key_authorized(c, req, gw.cfg.publish_key, why, "API key", true)) {
+        return false;
     }
+    return true;
+}
+
+/* The shard owning a backend request's object, with the key in key[]; NULL
+ * after answering. */
+static gw_shard *backend_shard(gw_conn *c, const gw_target *t, char key[300], size_t *ret_klen)
+{
     size_t klen = t->cls_len + 1 + t->name_len;
-    char key[300];
-    if (klen >= sizeof key) {
+    if (klen >= 300) {
         http_error(c, 400, "object name too long", NULL);
-        return;
+        return NULL;
     }
     memcpy(key, t->cls, t->cls_len);
     key[t->cls_len] = '/';
@@ -974,27 +1079,139 @@ static void publish_request(gw_conn *c, const gw_http_request *req, const gw_tar
         s = moving->from; /* the owner until the move */
     if (!s || !s->up) {
         http_error(c, 503, "the shard owning this object is restarting; retry shortly", "Retry-After: 1\r\n");
-        return;
+        return NULL;
     }
     c->shard = s;
     c->shard_gen = s->gen;
-    rd_buf *b = &s->out;
-    size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 5);
-    pr_mp_put_uint(b, PR_PUBLISH);
-    pr_mp_put_uint(b, c->id);
-    pr_mp_put_str(b, key, klen);
-    pr_mp_put_uint(b, binary ? WS_OP_BINARY : WS_OP_TEXT);
-    pr_mp_put_bin(b, body, blen);
-    if (pr_frame_end(b, start) < 0) {
-        http_error(c, 413, "message too large", NULL);
-        return;
-    }
+    *ret_klen = klen;
+    return s;
+}
+
+/* The request went to the shard: read nothing more until its HTTP_RES. */
+static void backend_wait(gw_conn *c, gw_shard *s)
+{
     gw_link_want_flush(s);
     c->state = GW_C_WAIT_HTTP;
     tq_remove(c);
     c->read_paused = true;
     event_del(&c->ev_read);
+}
+
+/* Send a backend request to the object's shard: PUBLISH [req, key, opcode,
+ * payload] or CALL [req, key, method, params]; then wait for its HTTP_RES. */
+static void backend_forward(gw_conn *c, const gw_target *t, int type, const char *method, size_t ml,
+                            unsigned opcode, const uint8_t *body, size_t blen)
+{
+    char key[300];
+    size_t klen;
+    gw_shard *s = backend_shard(c, t, key, &klen);
+    if (!s)
+        return;
+    rd_buf *b = &s->out;
+    size_t start = pr_frame_begin(b);
+    pr_mp_put_array(b, 5);
+    pr_mp_put_uint(b, (uint64_t)type);
+    pr_mp_put_uint(b, c->id);
+    pr_mp_put_str(b, key, klen);
+    if (type == PR_CALL)
+        pr_mp_put_str(b, method, ml);
+    else
+        pr_mp_put_uint(b, opcode);
+    pr_mp_put_bin(b, body, blen);
+    if (pr_frame_end(b, start) < 0) {
+        http_error(c, 413, type == PR_CALL ? "request too large" : "message too large", NULL);
+        return;
+    }
+    backend_wait(c, s);
+}
+
+/* POST /<class>/<name>/publish: a backend's message to every member of the
+ * object, in every cell. ?type=binary sends a binary message; text must be
+ * UTF-8. */
+static void publish_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
+                            const uint8_t *body, size_t blen)
+{
+    if (!backend_allowed(c, req, "publishing"))
+        return;
+    bool binary = t->query_len == 11 && memcmp(t->query, "type=binary", 11) == 0;
+    if (!binary && !ws_utf8_valid(body, blen)) {
+        http_error(c, 400, "text messages must be UTF-8 (use ?type=binary for bytes)", NULL);
+        return;
+    }
+    backend_forward(c, t, PR_PUBLISH, NULL, 0, binary ? WS_OP_BINARY : WS_OP_TEXT, body, blen);
+}
+
+/* POST /<class>/<name>/rpc/<method>: a backend calls a method; the body is
+ * its params (JSON array or object, empty for none); the answer is the
+ * JSON-RPC response (README, RPC). */
+static void rpc_request(gw_conn *c, const gw_http_request *req, const gw_target *t,
+                        const uint8_t *body, size_t blen)
+{
+    if (!backend_allowed(c, req, "RPC over HTTP"))
+        return;
+    const char *method = t->rest + 5;
+    size_t ml = t->rest_len - 5;
+    if (ml == 0 || ml > 64 || memchr(method, '/', ml)) {
+        http_error(c, 400, "use POST /<class>/<name>/rpc/<method>", NULL);
+        return;
+    }
+    backend_forward(c, t, PR_CALL, method, ml, 0, body, blen);
+}
+
+/* Does --jwt-class name this class (or '*')? */
+static bool jwt_required(const gw_target *t)
+{
+    for (char **cl = gw.cfg.jwt_classes; cl && *cl; cl++)
+        if (strcmp(*cl, "*") == 0 || (strlen(*cl) == t->cls_len && !memcmp(*cl, t->cls, t->cls_len)))
+            return true;
+    return false;
+}
+
+/* JWT authentication of an upgrade or an object HTTP request. The token
+ * comes from Authorization: Bearer, a "bearer.<jwt>" subprotocol entry
+ * (ptok: browsers cannot set headers on a WebSocket), or ?token=. Returns 0
+ * to go on (*ret filled when a valid token came), or -1 after answering:
+ * 401 with the reason (missing, malformed, algorithm, signature, expired),
+ * 403 when the token does not open this object. */
+static int authenticate(gw_conn *c, const gw_http_request *req, const gw_target *t, const char *key,
+                        size_t klen, const char *ptok, size_t ptlen, gw_jwt *ret)
+{
+    if (!gw.jwt.secret && !gw.jwt.pub)
+        return 0;
+    const gw_http_header *h = gw_http_header_find(req, "authorization");
+    const char *tok = NULL;
+    size_t tl = 0;
+    if (h && h->value_len >= 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        tok = h->value + 7;
+        tl = h->value_len - 7;
+    } else if (ptok) {
+        tok = ptok;
+        tl = ptlen;
+    } else if (!gw_http_query_param(t->query, t->query_len, "token", &tok, &tl)) {
+        tok = NULL;
+    }
+    if (!tok && !jwt_required(t))
+        return 0;
+    char err[RD_ERR_LEN], why[RD_ERR_LEN + 64];
+    int r = tok ? gw_jwt_verify(&gw.jwt, tok, tl, (int64_t)(rd_wall_ms() / 1000),
+                                (int64_t)(gw.cfg.jwt_leeway / 1000), ret, err)
+                : (snprintf(err, sizeof err, "missing token"), GW_JWT_MALFORMED);
+    if (r < 0) {
+        gw.stats.auth_refused++;
+        /* RFC 6750 §3: the challenge names the error; the body says it plainly. */
+        snprintf(why, sizeof why, "WWW-Authenticate: Bearer error=\"%s\"\r\n",
+                 tok ? "invalid_token" : "invalid_request");
+        http_error(c, 401, err, why);
+        return -1;
+    }
+    if (!gw_jwt_allows(ret, key, klen)) {
+        gw.stats.auth_refused++;
+        gw_jwt_free(ret);
+        snprintf(why, sizeof why, "the token does not open %.*s", (int)(klen < 200 ? klen : 200), key);
+        http_error(c, 403, why, NULL);
+        return -1;
+    }
+    return 0;
 }
 
 static const char *const object_methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL };
@@ -1042,8 +1259,8 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     }
     char accept[WS_ACCEPT_LEN + 1];
     char ext_resp[WS_PMD_RESP_MAX] = "";
-    const char *protos = NULL;
-    size_t protos_len = 0;
+    const char *protos = NULL, *ptok = NULL;
+    size_t protos_len = 0, ptlen = 0;
     if (upgrade && !origin_allowed(req)) {
         gw.stats.refused_origin++;
         gw.stats.hs_failed[GW_HSF_ORIGIN]++;
@@ -1062,6 +1279,9 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     } else if (t->rest_len == 8 && memcmp(t->rest, "/publish", 8) == 0) {
         publish_request(c, req, t, body, blen);
         return;
+    } else if (t->rest_len >= 5 && memcmp(t->rest, "/rpc/", 5) == 0) {
+        rpc_request(c, req, t, body, blen);
+        return;
     } else if (!method_allowed(req)) {
         http_error(c, 405, "method not allowed", "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
         return;
@@ -1073,12 +1293,31 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     c->key[t->cls_len] = '/';
     memcpy(c->key + t->cls_len + 1, t->name, t->name_len);
     c->key[klen] = '\0';
+    /* The bearer entry is a credential, not a subprotocol: the class never
+     * sees it, so it is never echoed back as the selected protocol. */
+    char *offered = NULL;
+    if (protos) {
+        offered = rd_xmalloc(protos_len + 1);
+        protos_len = gw_jwt_protocols_strip(protos, protos_len, offered, &ptok, &ptlen);
+        protos = offered;
+    }
+    gw_jwt jwt = { 0 };
+    if (authenticate(c, req, t, c->key, klen, ptok, ptlen, &jwt) < 0) {
+        free(offered);
+        return;
+    }
+    free(c->claims);
+    c->claims = jwt.claims; /* the connection keeps them for resumes */
+    c->claims_len = (uint32_t)jwt.claims_len;
+    jwt.claims = NULL;
+    gw_jwt_free(&jwt);
     gw_shard *s = gw_route_pick(c->key, klen);
     gw_handoff *moving = rd_smap_get(&gw.handoffs, c->key, klen);
     if (moving && moving->from && moving->from->up)
         s = moving->from; /* still the owner until the move: a new member moves with the others */
     if (!s || !s->up) {
         gw.stats.hs_failed[GW_HSF_UNAVAILABLE] += upgrade;
+        free(offered);
         http_error(c, 503, "the shard owning this object is restarting; retry shortly",
                    "Retry-After: 1\r\n");
         return;
@@ -1099,7 +1338,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         c->key = rd_xrealloc(c->key, klen + 1 + WS_ACCEPT_LEN + 1 + el + 1);
         memcpy(c->key + klen + 1, accept, WS_ACCEPT_LEN + 1);
         memcpy(c->key + klen + 1 + WS_ACCEPT_LEN + 1, ext_resp, el + 1);
-        pr_mp_put_array(b, 10);
+        pr_mp_put_array(b, c->claims ? 13 : 10);
         pr_mp_put_uint(b, PR_OPEN);
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, klen);
@@ -1110,10 +1349,15 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         pr_mp_put_str(b, c->remote, strlen(c->remote));
         pr_mp_put_str(b, t->query, t->query_len);
         put_headers(b, req);
+        if (c->claims) {
+            pr_mp_put_bin(b, NULL, 0);
+            pr_mp_put_array(b, 0);
+            pr_mp_put_str(b, c->claims, c->claims_len);
+        }
         c->state = GW_C_WAIT_OPEN;
         c->shard_open = true;
     } else {
-        pr_mp_put_array(b, 9);
+        pr_mp_put_array(b, c->claims ? 10 : 9);
         pr_mp_put_uint(b, PR_HTTP_REQ);
         pr_mp_put_uint(b, c->id);
         pr_mp_put_str(b, c->key, klen);
@@ -1123,8 +1367,11 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
         put_headers(b, req);
         pr_mp_put_bin(b, body, blen);
         pr_mp_put_str(b, c->remote, strlen(c->remote));
+        if (c->claims)
+            pr_mp_put_str(b, c->claims, c->claims_len);
         c->state = GW_C_WAIT_HTTP;
     }
+    free(offered);
     if (pr_frame_end(b, start) < 0) {
         c->shard_open = false;
         c->state = GW_C_HTTP;
@@ -1288,6 +1535,22 @@ static bool auto_respond(gw_conn *c, const ws_event *ev)
     return true;
 }
 
+/* /client.js's heartbeat: the gateway answers this exact JSON-RPC ping on
+ * every connection itself, so a client can tell a dead link from a quiet
+ * one without waking (or even reaching) its object. */
+static bool heartbeat(gw_conn *c, const ws_event *ev)
+{
+    static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":\"hb\",\"method\":\"rpc.ping\"}";
+    static const char res[] = "{\"jsonrpc\":\"2.0\",\"id\":\"hb\",\"result\":\"pong\"}";
+    if (ev->len != sizeof req - 1 || memcmp(ev->data, req, sizeof req - 1) != 0)
+        return false;
+    gw_blob *b = ws_frame_blob(WS_OP_TEXT, false, res, sizeof res - 1);
+    enqueue_data(c, b);
+    gw_blob_unref(b);
+    gw.stats.heartbeats++;
+    return true;
+}
+
 void gw_autoresp_set(const pr_msg *m)
 {
     const pr_str *k = &m->u.autoresp.key;
@@ -1399,6 +1662,8 @@ static size_t handle_ws(gw_conn *c, uint8_t *p, size_t n)
             if (ev.compressed && !inflate_message(c, &ev))
                 return n;
             if (ev.opcode == WS_OP_TEXT && gw.autoresp.count && auto_respond(c, &ev))
+                break;
+            if (ev.opcode == WS_OP_TEXT && heartbeat(c, &ev))
                 break;
             gw.stats.msgs_in++;
             gw.stats.bytes_in += ev.len;
@@ -1655,7 +1920,7 @@ static void send_open_resumed(gw_conn *c, gw_shard *s)
     char client_id[RD_UUID_STR_LEN + 1];
     rd_uuid_format(c->client_id, client_id);
     size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 12);
+    pr_mp_put_array(b, c->claims ? 13 : 12);
     pr_mp_put_uint(b, PR_OPEN);
     pr_mp_put_uint(b, c->id);
     pr_mp_put_str(b, c->key, strlen(c->key));
@@ -1669,6 +1934,8 @@ static void send_open_resumed(gw_conn *c, gw_shard *s)
     pr_mp_put_bin(b, c->attachment, c->attachment_len);
     pr_mp_put_array(b, c->ntags);
     rd_buf_append(b, c->tags, c->tags_len);
+    if (c->claims) /* the verified JWT claims come back with the connection */
+        pr_mp_put_str(b, c->claims, c->claims_len);
     pr_frame_end(b, start);
     c->shard_gen = s->gen;
     c->shard_open = true;

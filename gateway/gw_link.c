@@ -220,6 +220,22 @@ static void free_classes(gw_shard *s)
     free(s->classes);
     s->classes = NULL;
     s->nclasses = 0;
+    for (size_t i = 0; i < s->nmethods; i++)
+        free(s->methods[i]);
+    free(s->methods);
+    free(s->method_stream);
+    s->methods = NULL;
+    s->method_stream = NULL;
+    s->nmethods = 0;
+}
+
+const gw_shard *gw_methods_source(void)
+{
+    /* Every shard loads the same classes; the first one up speaks for all. */
+    for (size_t i = 0; i < gw.nshards; i++)
+        if (gw.shards[i]->up)
+            return gw.shards[i];
+    return NULL;
 }
 
 static int handle_hello(gw_shard *s, const pr_msg *m)
@@ -242,6 +258,14 @@ static int handle_hello(gw_shard *s, const pr_msg *m)
     pr_str c;
     while (pr_list_next_str(&l, &c) == 0)
         s->classes[s->nclasses++] = rd_xstrndup(c.p, c.n);
+    pr_list ml = m->u.hello.methods;
+    pr_str k, v;
+    s->methods = rd_xcalloc(ml.n ? ml.n : 1, sizeof *s->methods);
+    s->method_stream = rd_xcalloc(ml.n ? ml.n : 1, sizeof *s->method_stream);
+    while (pr_list_next_kv(&ml, &k, &v) == 0) {
+        s->method_stream[s->nmethods] = v.n == 6 && memcmp(v.p, "stream", 6) == 0;
+        s->methods[s->nmethods++] = rd_xstrndup(k.p, k.n);
+    }
     s->up = true;
     s->retry_ms = 0;
     s->down_since_ms = 0;

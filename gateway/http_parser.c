@@ -571,3 +571,23 @@ const char *gw_http_reason(int status)
     default: return "Unknown";
     }
 }
+
+int gw_http_query_param(const char *q, size_t qlen, const char *name, const char **ret_v,
+                        size_t *ret_vl)
+{
+    size_t nl = strlen(name);
+    const char *p = q, *end = q + qlen;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(e - p));
+        const char *ke = eq ? eq : e;
+        if ((size_t)(ke - p) == nl && memcmp(p, name, nl) == 0) {
+            *ret_v = eq ? eq + 1 : e;
+            *ret_vl = eq ? (size_t)(e - eq - 1) : 0;
+            return 1;
+        }
+        p = e + (amp != NULL);
+    }
+    return 0;
+}

@@ -75,6 +75,12 @@ bool gw_http_token_list_has(const char *value, size_t len, const char *token);
  * room; "+" is left as is. On success *ret_len is the decoded length. */
 int gw_http_percent_decode(const char *in, size_t len, char *out, size_t cap, size_t *ret_len);
 
+/* Find parameter name in a query string (without '?'): 1 and *ret_v /
+ * *ret_vl pointing at its raw (still percent-encoded) value, empty for a
+ * bare "name" or "name="; 0 when absent. The first occurrence wins. */
+int gw_http_query_param(const char *q, size_t qlen, const char *name, const char **ret_v,
+                        size_t *ret_vl);
+
 /* Reason phrase for a status code ("Bad Request"), "Unknown" if unknown. */
 const char *gw_http_reason(int status);
 

@@ -125,7 +125,20 @@ static const rd_cfg_opt gateway_opts[] = {
     OPT("compression-min-size", RD_CFG_SIZE, compression_min, "64", 0, 1 << 20, "BYTES",
         "outgoing messages smaller than this are sent uncompressed"),
     OPT("publish-key", RD_CFG_STR, publish_key, NULL, 0, 0, "KEY",
-        "API key for POST /<class>/<name>/publish (Authorization: Bearer KEY); unset: publishing is off"),
+        "API key for the backend endpoints POST /<class>/<name>/publish and /rpc/<method> "
+        "(Authorization: Bearer KEY); unset: they are off"),
+    OPT("public-url", RD_CFG_STR, public_url, NULL, 0, 0, "URL",
+        "the gateway's origin as clients reach it (https://rooms.example); /exports.js points there; "
+        "unset: the scheme and Host of each request"),
+    OPT("jwt-secret", RD_CFG_STR, jwt_secret, NULL, 0, 0, "SECRET",
+        "accept HS256 JSON Web Tokens signed with this secret (prefer ROOMD_JWT_SECRET: flags show in ps)"),
+    OPT("jwt-key", RD_CFG_STR, jwt_key, NULL, 0, 0, "FILE",
+        "accept RS256 (RSA) or ES256 (EC P-256) JSON Web Tokens verified with this PEM public key"),
+    OPT("jwt-leeway", RD_CFG_MS, jwt_leeway, "30s", 0, 600000, "DURATION",
+        "clock skew allowed when checking a token's exp and nbf"),
+    OPT("jwt-class", RD_CFG_LIST, jwt_classes, NULL, 0, 0, "CLASS",
+        "connections and requests to this class need a valid token ('*': every class); "
+        "elsewhere a token is optional, but an invalid one is still refused"),
     OPT("drain-timeout", RD_CFG_MS, drain_timeout, "5s", 0, 600000, "DURATION",
         "on SIGTERM: time to close every client with 1001 and flush before exiting"),
     { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -388,6 +401,21 @@ int main(int argc, char **argv)
     }
     if (gw.cfg.allowed_origins && gw.cfg.allowed_origins[0] && split_origins(err) < 0)
         goto fail_cfg;
+    if (gw.cfg.jwt_secret && gw.cfg.jwt_secret[0]) {
+        /* RFC 7518 §3.2: an HS256 key is at least as long as the hash. */
+        if (strlen(gw.cfg.jwt_secret) < 32) {
+            snprintf(err, sizeof err, "--jwt-secret: HS256 needs a secret of at least 32 bytes (RFC 7518)");
+            goto fail_cfg;
+        }
+        gw.jwt.secret = (const uint8_t *)gw.cfg.jwt_secret;
+        gw.jwt.secret_len = strlen(gw.cfg.jwt_secret);
+    }
+    if (gw.cfg.jwt_key && gw.cfg.jwt_key[0] && gw_jwt_key_load(gw.cfg.jwt_key, &gw.jwt.pub, err) < 0)
+        goto fail_cfg;
+    if (gw.cfg.jwt_classes && gw.cfg.jwt_classes[0] && !gw.jwt.secret && !gw.jwt.pub) {
+        snprintf(err, sizeof err, "--jwt-class needs --jwt-secret or --jwt-key");
+        goto fail_cfg;
+    }
     gw.pmd_policy = (ws_pmd_policy){
         .enabled = gw.cfg.compression,
         .server_context_takeover = gw.cfg.compression_takeover,
@@ -447,9 +475,11 @@ int main(int argc, char **argv)
         printf("roomd-gateway: configuration ok\n");
         if (gw.ssl_ctx)
             SSL_CTX_free(gw.ssl_ctx);
+        EVP_PKEY_free(gw.jwt.pub);
         rd_cfg_free(gateway_opts, &gw.cfg);
         return 0;
     }
+    gw_assets_init();
     rd_map_init(&gw.conns, 0);
     rd_map_init(&gw.ips, 1);
     rd_map_init(&gw.autoresp, 1);
@@ -560,6 +590,8 @@ int main(int argc, char **argv)
     rd_map_free(&gw.handoffs);
     for (size_t i = 0; i < gw.nshards; i++)
         free(gw.shards[i]);
+    gw_assets_free();
+    EVP_PKEY_free(gw.jwt.pub);
     free(gw.shards);
     free(gw.route);
     free(gw.route_names);
@@ -570,11 +602,13 @@ int main(int argc, char **argv)
 
 fail_cfg:
     fprintf(stderr, "roomd-gateway: %s\n", err);
+    EVP_PKEY_free(gw.jwt.pub);
     rd_cfg_free(gateway_opts, &gw.cfg);
     return 2;
 fail:
     rd_err("msg=\"cannot start\" err=\"%s\"", err);
     fprintf(stderr, "roomd-gateway: %s\n", err);
+    EVP_PKEY_free(gw.jwt.pub);
     rd_cfg_free(gateway_opts, &gw.cfg);
     return 1;
 }

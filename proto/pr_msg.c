@@ -60,14 +60,14 @@ struct pr_desc {
 
 static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [0] = { "UNKNOWN", 0, { { 0, 0, NULL } } },
-    [PR_HELLO] = { "HELLO", 4, {
+    [PR_HELLO] = { "HELLO", 5, {
         F(K_UINT, hello, version), F(K_STR, hello, role), F(K_STR, hello, name),
-        F(K_STR_LIST, hello, classes) } },
-    [PR_OPEN] = { "OPEN", 11, {
+        F(K_STR_LIST, hello, classes), F(K_KV_LIST, hello, methods) }, 4 },
+    [PR_OPEN] = { "OPEN", 12, {
         F(K_UINT, open, conn), F(K_STR, open, key), F(K_STR, open, client_id),
         F(K_UINT, open, connected_at), F(K_UINT, open, flags), F(K_STR, open, subprotocols),
         F(K_STR, open, remote), F(K_STR, open, query), F(K_KV_LIST, open, headers),
-        F(K_BIN, open, attachment), F(K_STR_LIST, open, tags) }, 9 },
+        F(K_BIN, open, attachment), F(K_STR_LIST, open, tags), F(K_STR, open, claims) }, 9 },
     [PR_ACCEPT] = { "ACCEPT", 2, {
         F(K_UINT, accept, conn), F(K_STR_NIL, accept, subprotocol) } },
     [PR_REJECT] = { "REJECT", 3, {
@@ -81,10 +81,10 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
     [PR_BROADCAST] = { "BROADCAST", 3, {
         F(K_UINT, broadcast, opcode), F(K_BIN, broadcast, payload),
         F(K_UINT_LIST, broadcast, conns) } },
-    [PR_HTTP_REQ] = { "HTTP_REQ", 8, {
+    [PR_HTTP_REQ] = { "HTTP_REQ", 9, {
         F(K_UINT, http_req, req), F(K_STR, http_req, key), F(K_STR, http_req, method),
         F(K_STR, http_req, path), F(K_STR, http_req, query), F(K_KV_LIST, http_req, headers),
-        F(K_BIN, http_req, body), F(K_STR, http_req, remote) } },
+        F(K_BIN, http_req, body), F(K_STR, http_req, remote), F(K_STR, http_req, claims) }, 8 },
     [PR_HTTP_RES] = { "HTTP_RES", 4, {
         F(K_UINT, http_res, req), F(K_UINT, http_res, status), F(K_KV_LIST, http_res, headers),
         F(K_BIN, http_res, body) } },
@@ -114,6 +114,8 @@ static const struct pr_desc descs[PR_TYPE_MAX_ + 1] = {
         F(K_STR, alarm, key), F(K_UINT, alarm, at), F(K_UINT, alarm, retries), F(K_STR, alarm, shard) } },
     [PR_ALARM_MOVED] = { "ALARM_MOVED", 3, {
         F(K_STR, alarm, key), F(K_UINT, alarm, at), F(K_STR, alarm, shard) } },
+    [PR_CALL] = { "CALL", 4, {
+        F(K_UINT, call, req), F(K_STR, call, key), F(K_STR, call, method), F(K_BIN, call, params) } },
 };
 
 #undef F
@@ -338,10 +340,17 @@ static void put_opt_str(rd_buf *b, const char *s, size_t n)
 int pr_enc_hello(rd_buf *b, const char *role, const char *name,
                  const char *const *classes, size_t nclasses)
 {
-    if (nclasses > UINT32_MAX)
+    return pr_enc_hello_methods(b, role, name, classes, nclasses, NULL, NULL, 0);
+}
+
+int pr_enc_hello_methods(rd_buf *b, const char *role, const char *name,
+                         const char *const *classes, size_t nclasses,
+                         const char *const *names, const char *const *kinds, size_t nmethods)
+{
+    if (nclasses > UINT32_MAX || nmethods > UINT32_MAX)
         return -EMSGSIZE;
     size_t start = pr_frame_begin(b);
-    pr_mp_put_array(b, 5);
+    pr_mp_put_array(b, names ? 6 : 5);
     pr_mp_put_uint(b, PR_HELLO);
     pr_mp_put_uint(b, PR_VERSION);
     put_opt_str(b, role, role ? strlen(role) : 0);
@@ -349,6 +358,13 @@ int pr_enc_hello(rd_buf *b, const char *role, const char *name,
     pr_mp_put_array(b, (uint32_t)nclasses);
     for (size_t i = 0; i < nclasses; i++)
         put_opt_str(b, classes[i], classes[i] ? strlen(classes[i]) : 0);
+    if (names) {
+        pr_mp_put_map(b, (uint32_t)nmethods);
+        for (size_t i = 0; i < nmethods; i++) {
+            pr_mp_put_str(b, names[i], strlen(names[i]));
+            pr_mp_put_str(b, kinds[i], strlen(kinds[i]));
+        }
+    }
     return pr_frame_end(b, start);
 }
 

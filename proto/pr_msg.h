@@ -6,12 +6,18 @@
  * the link. Unknown trailing array elements are ignored (forward compatible);
  * missing or mistyped ones are errors.
  *
- *  HELLO       [1, version, role, name, classes[str]]      role: "gateway"|"shard"
+ *  HELLO       [1, version, role, name, classes[str],      role: "gateway"|"shard"
+ *                 methods{str:str}]                        methods (optional, shard ->
+ *                                                          gateway): "class.method" ->
+ *                                                          "call" | "stream"
  *  OPEN        [2, conn, key, client_id, connected_at_ms, flags, subprotocols,
- *                 remote, query, headers{str:str}, attachment(bin), tags[str]]
+ *                 remote, query, headers{str:str}, attachment(bin), tags[str], claims]
  *                                                          flags: PR_OPEN_RESUMED; the last
- *                                                          two are optional (empty), sent
- *                                                          with resumed connections
+ *                                                          three are optional (empty):
+ *                                                          attachment and tags come with
+ *                                                          resumed connections, claims
+ *                                                          (the verified JWT payload, JSON)
+ *                                                          with authenticated ones
  *  ACCEPT      [3, conn, subprotocol|nil]
  *  REJECT      [4, conn, status, body]
  *  CLOSE       [5, conn, code, reason]                     either direction; the shard
@@ -22,7 +28,8 @@
  *  FRAME       [6, conn, opcode, payload(bin)]             gateway -> shard
  *  SEND        [7, conn, opcode, payload(bin)]             shard -> gateway
  *  BROADCAST   [8, opcode, payload(bin), conns[uint]]      shard -> gateway, one per gateway
- *  HTTP_REQ    [9, req, key, method, path, query, headers{str:str}, body(bin), remote]
+ *  HTTP_REQ    [9, req, key, method, path, query, headers{str:str}, body(bin), remote,
+ *                 claims]                                  claims optional, as in OPEN
  *  HTTP_RES    [10, req, status, headers{str:str}, body(bin)]
  *  PING        [11, token]
  *  PONG        [12, token, status, published, dropped,    the rest optional (shard ->
@@ -73,7 +80,12 @@
  *                                                          may forget it
  *  INFO_RES also has an optional 8th field: alarms the shard holds for
  *  objects it does not own (being moved).
- *  (19-24 are reserved.)
+ *  CALL        [21, req, key, method, params(bin)]        gateway -> shard: a backend's
+ *                                                          POST .../rpc/<method> (params:
+ *                                                          JSON text); answered with
+ *                                                          HTTP_RES for req (a JSON-RPC
+ *                                                          response as the body)
+ *  (19, 20 and 22-24 are reserved.)
  *
  * Strings that may be nil: ACCEPT subprotocol, REJECT body, CLOSE reason.
  * Every other string field must be a string (possibly empty).
@@ -115,6 +127,8 @@ enum pr_type {
     PR_PUBLISH = 16,
     PR_DETACH = 17,
     PR_DETACHED = 18,
+    /* 19, 20, 22..24: reserved */
+    PR_CALL = 21,
     PR_INFO = 25,
     PR_INFO_RES = 26,
     PR_SET = 27,
@@ -150,17 +164,17 @@ typedef struct pr_list {
 typedef struct pr_msg {
     int type;
     union {
-        struct { uint64_t version; pr_str role, name; pr_list classes; } hello;
+        struct { uint64_t version; pr_str role, name; pr_list classes, methods; } hello;
         struct { uint64_t conn; pr_str key, client_id; uint64_t connected_at; uint64_t flags;
                  pr_str subprotocols, remote, query; pr_list headers; pr_bytes attachment;
-                 pr_list tags; } open;
+                 pr_list tags; pr_str claims; } open;
         struct { uint64_t conn; pr_str subprotocol; /* p == NULL: none */ } accept;
         struct { uint64_t conn; uint64_t status; pr_str body; } reject;
         struct { uint64_t conn; uint64_t code; pr_str reason; } close;
         struct { uint64_t conn; uint64_t opcode; pr_bytes payload; } frame; /* FRAME and SEND */
         struct { uint64_t opcode; pr_bytes payload; pr_list conns; } broadcast;
         struct { uint64_t req; pr_str key, method, path, query; pr_list headers; pr_bytes body;
-                 pr_str remote; } http_req;
+                 pr_str remote, claims; } http_req;
         struct { uint64_t req; uint64_t status; pr_list headers; pr_bytes body; } http_res;
         struct { uint64_t token; uint64_t status, published, dropped, received, gaps, hangs;
                  uint64_t live, hibernated; pr_list commit_hist, event_hist, fed_lag_hist; } ping; /* PING, PONG */
@@ -173,6 +187,7 @@ typedef struct pr_msg {
         struct { uint64_t req, objects, hibernated, conns, found, key_hibernated, key_conns, alarms; } info_res;
         struct { pr_list members; } set;
         struct { pr_str key; uint64_t at, retries; pr_str shard; } alarm;   /* ALARM_MOVE, ALARM_MOVED */
+        struct { uint64_t req; pr_str key, method; pr_bytes params; } call;
     } u;
 } pr_msg;
 
@@ -205,6 +220,10 @@ int pr_frame_end(rd_buf *b, size_t start);
  * Return 0 or -EMSGSIZE. Strings with p == NULL are encoded as nil. */
 int pr_enc_hello(rd_buf *b, const char *role, const char *name,
                  const char *const *classes, size_t nclasses);
+/* HELLO with the methods map: names[i] ("class.method") -> kinds[i]. */
+int pr_enc_hello_methods(rd_buf *b, const char *role, const char *name,
+                         const char *const *classes, size_t nclasses,
+                         const char *const *names, const char *const *kinds, size_t nmethods);
 int pr_enc_accept(rd_buf *b, uint64_t conn, const char *subprotocol, size_t len);
 int pr_enc_reject(rd_buf *b, uint64_t conn, unsigned status, const char *body, size_t len);
 int pr_enc_close(rd_buf *b, uint64_t conn, unsigned code, const char *reason, size_t len);

@@ -1,4 +1,5 @@
-/* roomd_module.h: the object-class API, version 1.
+/* roomd_module.h: the object-class API, version 2 (version 1 tables, without
+ * `methods`, still load).
  *
  * A class is C code behind a versioned method table (the Redis module API's
  * shape: an opaque context on every call). A shard runs each object's
@@ -21,7 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ROOMD_MODULE_API_VERSION 1
+#define ROOMD_MODULE_API_VERSION 2
+/* Tables built against version 1 end before `methods`; still accepted. */
+#define ROOMD_MODULE_API_VERSION_MIN 1
 
 #define ROOMD_TEXT 1
 #define ROOMD_BINARY 2
@@ -59,6 +62,42 @@ typedef struct roomd_federate_result {
     uint32_t holders;    /* instances whose handler got it (one per cell holding the key) */
     const char *error;   /* why not, in words; "" when delivered */
 } roomd_federate_result;
+
+/* --- RPC (JSON-RPC 2.0) ---------------------------------------------------
+ *
+ * A class declares methods; clients call them over the object's WebSocket
+ * with JSON-RPC 2.0 text messages, backends with
+ * POST /<class>/<name>/rpc/<method> (the body is the params). A text message
+ * to a class with methods is a call when it starts with '{' or '[' (after
+ * whitespace) and contains "jsonrpc"; any other message goes to `message`.
+ *
+ * The handler gets params as JSON text (an array or object; "[]" when the
+ * request had none) and answers once with roomd_rpc_result() or
+ * roomd_rpc_error() during the callback; no answer means result null.
+ * A method flagged ROOMD_METHOD_STREAM may instead turn the call into a
+ * stream with roomd_rpc_stream() (WebSocket only): the class emits values
+ * to it in this or later callbacks, and ends it; the client may cancel it
+ * (README, "RPC"). Streams belong to the shard, not to the class's state:
+ * they survive hibernation; they end with their connection. */
+typedef struct roomd_call roomd_call;
+typedef struct roomd_stream roomd_stream;
+
+#define ROOMD_METHOD_STREAM 0x1u
+
+typedef struct roomd_method {
+    const char *name;         /* [A-Za-z_][A-Za-z0-9_]{0,63}: a JavaScript identifier */
+    void (*call)(roomd_ctx *ctx, void *state, roomd_call *call, const char *params, size_t len);
+    uint32_t flags;           /* ROOMD_METHOD_STREAM */
+} roomd_method;
+
+/* Error codes (JSON-RPC 2.0 §5.1); classes may use their own others. */
+#define ROOMD_RPC_PARSE_ERROR (-32700)
+#define ROOMD_RPC_INVALID_REQUEST (-32600)
+#define ROOMD_RPC_METHOD_NOT_FOUND (-32601)
+#define ROOMD_RPC_INVALID_PARAMS (-32602)
+#define ROOMD_RPC_INTERNAL_ERROR (-32603)
+#define ROOMD_RPC_SERVER_ERROR (-32000)   /* -32000..-32099: roomd's own (limits) */
+#define ROOMD_RPC_CANCELLED (-32800)      /* a stream the client cancelled */
 
 typedef struct roomd_class {
     uint32_t version;         /* ROOMD_MODULE_API_VERSION */
@@ -107,6 +146,9 @@ typedef struct roomd_class {
      * fire-and-forget (the seed's federate()). */
     void (*federate_result)(roomd_ctx *ctx, void *state, uint64_t id,
                             const roomd_federate_result *results, size_t n);
+    /* Version 2: the methods clients may call, ended by an entry with a NULL
+     * name; NULL: none. Also listed by /exports.js. */
+    const roomd_method *methods;
 } roomd_class;
 
 /* --- storage -------------------------------------------------------------
@@ -251,6 +293,43 @@ int roomd_reject(roomd_ctx *ctx, int status, const char *reason);
 /* In `connect`: choose the subprotocol to answer with (must be one the client
  * offered). Without a call the first offered one is echoed. */
 int roomd_select_protocol(roomd_ctx *ctx, const char *protocol);
+
+/* RPC answers (see roomd_method). result: one JSON value as text, checked
+ * (-EINVAL when it is not JSON). message: short text. Each returns 0, or
+ * -EALREADY when the call was already answered or turned into a stream.
+ * A call made as a JSON-RPC notification (no id) gets no answer sent. */
+int roomd_rpc_result(roomd_ctx *ctx, roomd_call *call, const char *json, size_t len);
+int roomd_rpc_error(roomd_ctx *ctx, roomd_call *call, int code, const char *message);
+/* The connection the call came on; NULL over HTTP. */
+roomd_conn *roomd_call_conn(const roomd_call *call);
+/* Turn the call into a stream. NULL (and nothing sent) when the method is
+ * not flagged ROOMD_METHOD_STREAM, the call came over HTTP or as a
+ * notification, it was answered, or the connection has 16 open streams
+ * (the client then gets error -32000 saying so). */
+roomd_stream *roomd_rpc_stream(roomd_ctx *ctx, roomd_call *call);
+/* This object's open streams of one method (NULL: all): the count, and the
+ * first `max` in out, oldest first. Handles are valid during the callback. */
+size_t roomd_streams(roomd_ctx *ctx, const char *method, roomd_stream **out, size_t max);
+/* The params the stream was opened with (JSON text) and its connection. */
+const char *roomd_stream_params(const roomd_stream *s, size_t *ret_len);
+roomd_conn *roomd_stream_conn(const roomd_stream *s);
+/* Send one value (JSON text, checked) to the stream's client. 0, -EINVAL. */
+int roomd_stream_emit(roomd_ctx *ctx, roomd_stream *s, const char *json, size_t len);
+/* Emit to every open stream of `method`; returns how many got it. */
+size_t roomd_stream_emit_all(roomd_ctx *ctx, const char *method, const char *json, size_t len);
+/* End a stream: the client's call resolves with result (JSON text; NULL:
+ * null). The handle is invalid afterwards. */
+int roomd_stream_end(roomd_ctx *ctx, roomd_stream *s, const char *json, size_t len);
+
+/* Authentication (the gateway's --jwt-secret / --jwt-key): the verified
+ * JWT payload as JSON text (not NUL-terminated; *ret_len bytes), or NULL
+ * when the client presented no token. roomd_ctx_claims is the claims of the
+ * request being handled (in `connect` and `http`); roomd_conn_claims those
+ * the connection was opened with (valid as long as the connection, across
+ * hibernation and shard restarts). `connect` may refuse based on them with
+ * roomd_reject(ctx, 403, ...). */
+const char *roomd_ctx_claims(roomd_ctx *ctx, size_t *ret_len);
+const char *roomd_conn_claims(const roomd_conn *conn, size_t *ret_len);
 
 /* In `http`: answer. content_type NULL means text/plain; charset=utf-8. */
 int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,

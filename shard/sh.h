@@ -49,8 +49,16 @@ struct roomd_conn {
     uint8_t *attachment;
     char **tags;
     uint64_t autoresp_at;
+    char *claims;               /* verified JWT payload (JSON), NULL: none */
+    size_t claims_len;
     char client_id[RD_UUID_STR_LEN + 1];
 };
+
+/* An object's open RPC streams (sh_rpc.c), allocated with the first one. */
+typedef struct sh_streams {
+    uint32_t n, cap;
+    roomd_stream *s[];
+} sh_streams;
 
 /* Kept small: a hibernated object is this record (its key inline) and its
  * slot in sh.objects; an object with one connection needs no member array. */
@@ -63,6 +71,7 @@ struct sh_object {
     char *ar_request;           /* auto-response pair, NULL: none */
     char *ar_response;
     struct sh_fed_obj *fed;     /* sh_fed.c's state (subscription, sequences); NULL without --redis */
+    struct sh_streams *streams; /* open RPC streams, oldest first (sh_rpc.c); NULL: none */
     uint32_t last_event_ms;     /* monotonic, truncated: only differences are used */
     uint32_t nconns, cap;
     uint16_t key_len;           /* keys are at most 2048 bytes + class */
@@ -86,6 +95,9 @@ struct roomd_ctx {
     void **allocs;
     size_t nallocs;
     char err[RD_ERR_LEN];
+    /* connect, http: the request's verified JWT claims (borrowed) */
+    const char *claims;
+    size_t claims_len;
     /* http */
     sh_link *http_link;
     uint64_t http_req;
@@ -221,7 +233,25 @@ void sh_dirty_forget(sh_object *o);
 int sh_module_load(const char *path, char err[RD_ERR_LEN]);
 const roomd_class *sh_module_find(const char *name, size_t len);
 size_t sh_module_names(const char **out, size_t max);
+/* Every class's methods as "class.method" (malloc'd: the caller frees each)
+ * and their kinds ("call" or "stream"). */
+size_t sh_module_methods(char **names, const char **kinds, size_t max);
 void sh_module_shutdown(void);
+
+/* sh_rpc.c: JSON-RPC over WebSockets and HTTP. */
+/* The class's method table (NULL for version 1 classes, which have none). */
+static inline const roomd_method *sh_class_methods(const roomd_class *cls)
+{
+    return cls->version >= 2 ? cls->methods : NULL;
+}
+const roomd_method *sh_rpc_find(const roomd_class *cls, const char *name);
+/* A text message that is a JSON-RPC request (rpc_codec.h sh_rpc_is_request). */
+void sh_rpc_frame(roomd_ctx *ctx, roomd_conn *c, const uint8_t *p, size_t n);
+/* Run m; conn NULL answers the HTTP request in ctx. */
+void sh_rpc_invoke(roomd_ctx *ctx, roomd_conn *conn, const roomd_method *m, const char *id, bool notify,
+                   const char *params, size_t plen);
+/* The connection is gone: drop its streams. */
+void sh_rpc_conn_gone(sh_object *o, roomd_conn *c);
 
 /* built-in classes */
 extern const roomd_class cls_echo;

@@ -140,7 +140,16 @@ static void send_hello(sh_link *l)
 {
     const char *names[SH_MAX_CLASS_NAMES];
     size_t n = sh_module_names(names, SH_MAX_CLASS_NAMES);
-    pr_enc_hello(&l->out, "shard", sh.cfg.name, names, n);
+    /* The gateway learns the methods for /exports.js and its RPC path. */
+    enum { MAX_METHODS = 64 * 64 };
+    char **methods = rd_xcalloc(MAX_METHODS, sizeof *methods);
+    const char **kinds = rd_xcalloc(MAX_METHODS, sizeof *kinds);
+    size_t nm = sh_module_methods(methods, kinds, MAX_METHODS);
+    pr_enc_hello_methods(&l->out, "shard", sh.cfg.name, names, n, (const char *const *)methods, kinds, nm);
+    for (size_t i = 0; i < nm; i++)
+        free(methods[i]);
+    free(methods);
+    free(kinds);
     sh_link_want_flush(l);
 }
 

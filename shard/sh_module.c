@@ -14,6 +14,7 @@
 #include "sh_fed.h"
 
 #define SH_MAX_CLASSES 64
+#define SH_MAX_METHODS 64
 
 static const roomd_class *classes[SH_MAX_CLASSES];
 static size_t nclasses;
@@ -31,10 +32,38 @@ static int class_name_valid(const char *s)
     return 1;
 }
 
+/* Method names become JavaScript identifiers in /exports.js. */
+static bool method_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return strcmp(s, "constructor") != 0 && strcmp(s, "then") != 0 && strcmp(s, "close") != 0;
+}
+
+static bool methods_valid(const roomd_class *c)
+{
+    size_t n = 0;
+    for (const roomd_method *m = sh_class_methods(c); m && m->name; m++, n++) {
+        if (n == SH_MAX_METHODS || !method_name_valid(m->name) || !m->call ||
+            (m->flags & ~ROOMD_METHOD_STREAM))
+            return false;
+        for (const roomd_method *o = sh_class_methods(c); o != m; o++)
+            if (strcmp(o->name, m->name) == 0)
+                return false;
+    }
+    return true;
+}
+
 static int register_class(const roomd_class *c)
 {
-    if (c->version != ROOMD_MODULE_API_VERSION || !c->name || !class_name_valid(c->name) ||
-        !c->create)
+    if (c->version < ROOMD_MODULE_API_VERSION_MIN || c->version > ROOMD_MODULE_API_VERSION || !c->name ||
+        !class_name_valid(c->name) || !c->create || !methods_valid(c))
         return -EINVAL;
     if (sh_module_find(c->name, strlen(c->name)))
         return -EEXIST;
@@ -101,6 +130,19 @@ const roomd_class *sh_module_find(const char *name, size_t len)
         if (strlen(classes[i]->name) == len && memcmp(classes[i]->name, name, len) == 0)
             return classes[i];
     return NULL;
+}
+
+size_t sh_module_methods(char **names, const char **kinds, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nclasses; i++)
+        for (const roomd_method *m = sh_class_methods(classes[i]); m && m->name && n < max; m++) {
+            size_t l = strlen(classes[i]->name) + 1 + strlen(m->name) + 1;
+            names[n] = rd_xmalloc(l);
+            snprintf(names[n], l, "%s.%s", classes[i]->name, m->name);
+            kinds[n++] = m->flags & ROOMD_METHOD_STREAM ? "stream" : "call";
+        }
+    return n;
 }
 
 size_t sh_module_names(const char **out, size_t max)
@@ -545,6 +587,18 @@ int roomd_select_protocol(roomd_ctx *ctx, const char *protocol)
         }
     }
     return -ENOENT;
+}
+
+const char *roomd_ctx_claims(roomd_ctx *ctx, size_t *ret_len)
+{
+    *ret_len = ctx->claims ? ctx->claims_len : 0;
+    return ctx->claims;
+}
+
+const char *roomd_conn_claims(const roomd_conn *conn, size_t *ret_len)
+{
+    *ret_len = conn->claims ? conn->claims_len : 0;
+    return conn->claims;
 }
 
 int roomd_http_reply(roomd_ctx *ctx, int status, const char *content_type,

@@ -9,6 +9,7 @@
 #include "rd_log.h"
 #include "rd_time.h"
 #include "sh.h"
+#include "rpc_codec.h"
 #include "sh_fed.h"
 
 #define SH_DEFAULT_MAX_CONNECTIONS 1000
@@ -204,6 +205,7 @@ void sh_object_link_hello(sh_link *l)
 
 void sh_conn_free_meta(roomd_conn *c)
 {
+    free(c->claims);
     free(c->attachment);
     for (size_t i = 0; i < c->ntags; i++)
         free(c->tags[i]);
@@ -232,6 +234,7 @@ static void object_evict(sh_object *o)
     sh_fed_forget(o); /* federation state goes with the object */
     rd_smap_del(&sh.objects, o->key, o->key_len);
     rd_debug("msg=\"object evicted\" object=%s", o->key);
+    free(o->streams); /* empty: streams end with their connections */
     if (o->conns != &o->one)
         free(o->conns);
     free(o);
@@ -335,11 +338,17 @@ static void handle_open(sh_link *l, const pr_msg *m)
     size_t cl = m->u.open.client_id.n < RD_UUID_STR_LEN ? m->u.open.client_id.n : RD_UUID_STR_LEN;
     memcpy(c->client_id, m->u.open.client_id.p, cl);
     c->client_id[cl] = '\0';
+    if (m->u.open.claims.n) {
+        c->claims = rd_xstrndup(m->u.open.claims.p, m->u.open.claims.n);
+        c->claims_len = m->u.open.claims.n;
+    }
 
     roomd_ctx ctx;
     ctx_init(&ctx, o);
     ctx.offered = m->u.open.subprotocols.p;
     ctx.offered_len = m->u.open.subprotocols.n;
+    ctx.claims = c->claims;
+    ctx.claims_len = c->claims_len;
     int accepted = 0;
     /* What connect sends on this link must reach the gateway after ACCEPT,
      * or the gateway (still waiting to answer the handshake) drops it. */
@@ -424,6 +433,7 @@ static void conn_gone(roomd_conn *c, int code, const char *reason, size_t rlen)
     sh_object *o = c->obj;
     object_remove_conn(o, c);
     rd_map_del(&c->link->conns, c->id);
+    sh_rpc_conn_gone(o, c);
     if (o->cls->close && object_touch(o) == 0) {
         roomd_ctx ctx;
         ctx_init(&ctx, o);
@@ -445,13 +455,20 @@ static void handle_frame(sh_link *l, const pr_msg *m)
     if (m->u.frame.opcode != ROOMD_TEXT && m->u.frame.opcode != ROOMD_BINARY)
         return;
     sh_object *o = c->obj;
-    if (!o->cls->message || object_touch(o) < 0)
+    /* A class with methods takes JSON-RPC requests (rpc_codec.h says which
+     * text messages are); everything else goes to its message handler. */
+    bool rpc = m->u.frame.opcode == ROOMD_TEXT && sh_class_methods(o->cls) &&
+               sh_rpc_is_request(m->u.frame.payload.p, m->u.frame.payload.n);
+    if ((!rpc && !o->cls->message) || object_touch(o) < 0)
         return;
     roomd_ctx ctx;
     ctx_init(&ctx, o);
     o->busy++;
-    o->cls->message(&ctx, o->state, c, (int)m->u.frame.opcode, m->u.frame.payload.p,
-                    m->u.frame.payload.n);
+    if (rpc)
+        sh_rpc_frame(&ctx, c, m->u.frame.payload.p, m->u.frame.payload.n);
+    else
+        o->cls->message(&ctx, o->state, c, (int)m->u.frame.opcode, m->u.frame.payload.p,
+                        m->u.frame.payload.n);
     sh_event_end(&ctx);
     o->busy--;
 }
@@ -511,6 +528,10 @@ static void handle_http(sh_link *l, const pr_msg *m)
             .body_len = m->u.http_req.body.n,
             .remote = remote,
         };
+        if (m->u.http_req.claims.n) {
+            ctx.claims = m->u.http_req.claims.p;
+            ctx.claims_len = m->u.http_req.claims.n;
+        }
         o->busy++;
         o->cls->http(&ctx, o->state, &req);
         sh_event_end(&ctx);
@@ -562,6 +583,9 @@ static void handle_detach(sh_link *l, const pr_msg *m)
                 continue;
             object_remove_conn(o, c);
             rd_map_del(&l->conns, id);
+            /* Its RPC streams cannot follow it (the class's state does not):
+             * they end here, as on a shard restart; client.js calls again. */
+            sh_rpc_conn_gone(o, c);
             sh_conn_free_meta(c);
             free(c);
             moved++;
@@ -604,6 +628,54 @@ static void handle_info(sh_link *l, const pr_msg *m)
     sh_link_want_flush(l);
 }
 
+/* A backend's POST .../rpc/<method>: params in, a JSON-RPC response (id
+ * null) out as the HTTP answer. Streaming methods need a WebSocket. */
+static void handle_call(sh_link *l, const pr_msg *m)
+{
+    roomd_ctx ctx;
+    sh_object *o = request_object(l, m->u.call.req, m->u.call.key, &ctx);
+    if (!o)
+        return;
+    char name[SH_RPC_MAX_METHOD + 1], why[200];
+    snprintf(name, sizeof name, "%.*s", (int)(m->u.call.method.n < SH_RPC_MAX_METHOD ? m->u.call.method.n
+                                                                                     : SH_RPC_MAX_METHOD),
+             m->u.call.method.p ? m->u.call.method.p : "");
+    const roomd_method *rm = sh_rpc_find(o->cls, name);
+    const char *params = (const char *)m->u.call.params.p;
+    size_t plen = m->u.call.params.n;
+    json_error_t je;
+    json_t *pj = plen ? json_loadb(params, plen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je) : NULL;
+    int code = 0;
+    if (!rm || m->u.call.method.n > SH_RPC_MAX_METHOD) {
+        code = ROOMD_RPC_METHOD_NOT_FOUND;
+        snprintf(why, sizeof why, "method not found: %s has no method \"%s\"", o->cls->name, name);
+    } else if (rm->flags & ROOMD_METHOD_STREAM) {
+        code = ROOMD_RPC_INVALID_REQUEST;
+        snprintf(why, sizeof why, "%s is a streaming method: call it over a WebSocket", name);
+    } else if (plen && !pj) {
+        code = ROOMD_RPC_PARSE_ERROR;
+        snprintf(why, sizeof why, "parse error: %s (at byte %d)", je.text, je.position);
+    } else if (pj && !json_is_array(pj) && !json_is_object(pj)) {
+        code = ROOMD_RPC_INVALID_PARAMS;
+        snprintf(why, sizeof why, "the body (params) must be a JSON array or object");
+    }
+    json_decref(pj);
+    if (code) {
+        rd_buf b = RD_BUF_INIT;
+        sh_rpc_put_error(&b, NULL, code, why);
+        rd_buf_append(&b, "\n", 1);
+        roomd_http_reply(&ctx, code == ROOMD_RPC_METHOD_NOT_FOUND ? 404 : 400, "application/json",
+                         rd_buf_data(&b), rd_buf_avail(&b));
+        rd_buf_free(&b);
+    } else {
+        o->busy++;
+        sh_rpc_invoke(&ctx, NULL, rm, NULL, false, plen ? params : "[]", plen ? plen : 2);
+        sh_event_end(&ctx);
+        o->busy--;
+    }
+    object_maybe_evict(o);
+}
+
 void sh_object_handle(sh_link *l, const pr_msg *m)
 {
     switch (m->type) {
@@ -630,6 +702,9 @@ void sh_object_handle(sh_link *l, const pr_msg *m)
         break;
     case PR_INFO:
         handle_info(l, m);
+        break;
+    case PR_CALL:
+        handle_call(l, m);
         break;
     case PR_AUTOHIT: {
         /* Not an event: the object stays asleep. */

@@ -66,11 +66,22 @@ static void put_s(rd_buf *b, pr_str s)
         pr_mp_put_nil(b);
 }
 
+/* An optional trailing string: absent reads as empty, re-encoded as "". */
+static void put_opt(rd_buf *b, pr_str s)
+{
+    pr_mp_put_str(b, s.p ? s.p : "", s.n);
+}
+
 /* Re-encode m (shortest forms, no extra fields) into out as a bare body. */
 static void reencode(const pr_msg *m, rd_buf *out)
 {
-    static const uint8_t nfields[] = { 0, 5, 12, 3, 4, 4, 4, 4, 4, 9, 5, 2, 13, 5, 4, 3, 5, 3, 3,
-                                       0, 0, 0, 0, 0, 0, 3, 9, 2, 5, 4 };
+    static const uint8_t nfields[PR_TYPE_MAX_ + 1] = {
+        [PR_HELLO] = 6, [PR_OPEN] = 13, [PR_ACCEPT] = 3, [PR_REJECT] = 4, [PR_CLOSE] = 4, [PR_FRAME] = 4,
+        [PR_SEND] = 4, [PR_BROADCAST] = 4, [PR_HTTP_REQ] = 10, [PR_HTTP_RES] = 5, [PR_PING] = 2,
+        [PR_PONG] = 13, [PR_META] = 5, [PR_AUTORESP] = 4, [PR_AUTOHIT] = 3, [PR_PUBLISH] = 5,
+        [PR_DETACH] = 3, [PR_DETACHED] = 3, [PR_CALL] = 5, [PR_INFO] = 3, [PR_INFO_RES] = 9, [PR_SET] = 2,
+        [PR_ALARM_MOVE] = 5, [PR_ALARM_MOVED] = 4,
+    };
     pr_mp_put_array(out, nfields[m->type]);
     pr_mp_put_uint(out, (uint64_t)m->type);
     switch (m->type) {
@@ -79,6 +90,7 @@ static void reencode(const pr_msg *m, rd_buf *out)
         put_s(out, m->u.hello.role);
         put_s(out, m->u.hello.name);
         walk_str(m->u.hello.classes, out);
+        walk_kv(m->u.hello.methods, out);
         break;
     case PR_OPEN:
         pr_mp_put_uint(out, m->u.open.conn);
@@ -92,6 +104,7 @@ static void reencode(const pr_msg *m, rd_buf *out)
         walk_kv(m->u.open.headers, out);
         pr_mp_put_bin(out, m->u.open.attachment.p, m->u.open.attachment.n);
         walk_str(m->u.open.tags, out);
+        put_opt(out, m->u.open.claims);
         break;
     case PR_META:
         pr_mp_put_uint(out, m->u.meta.conn);
@@ -147,6 +160,12 @@ static void reencode(const pr_msg *m, rd_buf *out)
         pr_mp_put_uint(out, m->u.alarm.at);
         put_s(out, m->u.alarm.shard);
         break;
+    case PR_CALL:
+        pr_mp_put_uint(out, m->u.call.req);
+        put_s(out, m->u.call.key);
+        put_s(out, m->u.call.method);
+        pr_mp_put_bin(out, m->u.call.params.p, m->u.call.params.n);
+        break;
     case PR_ACCEPT:
         pr_mp_put_uint(out, m->u.accept.conn);
         put_s(out, m->u.accept.subprotocol);
@@ -181,6 +200,7 @@ static void reencode(const pr_msg *m, rd_buf *out)
         walk_kv(m->u.http_req.headers, out);
         pr_mp_put_bin(out, m->u.http_req.body.p, m->u.http_req.body.n);
         put_s(out, m->u.http_req.remote);
+        put_opt(out, m->u.http_req.claims);
         break;
     case PR_HTTP_RES:
         pr_mp_put_uint(out, m->u.http_res.req);

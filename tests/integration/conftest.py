@@ -52,11 +52,11 @@ def alive(pid):
 class Roomd:
     """A gateway in spawn mode with its shards."""
 
-    def __init__(self, tmp, shards=4, extra=()):
+    def __init__(self, tmp, shards=4, extra=(), port=None, tls_port=None):
         self.tmp = str(tmp)
         os.makedirs(self.tmp, exist_ok=True)
-        self.port = free_port()
-        self.tls_port = free_port()
+        self.port = port or free_port()
+        self.tls_port = tls_port or free_port()
         self.cert, self.key = make_cert(self.tmp)
         self.run_dir = os.path.join(self.tmp, "run")
         self.data_dir = os.path.join(self.tmp, "data")

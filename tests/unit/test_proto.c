@@ -1178,6 +1178,8 @@ static void test_handoff_messages(void)
 
     /* the reserved numbers between them are unknown types */
     for (uint64_t t = 19; t <= 24; t++) {
+        if (t == PR_CALL)
+            continue;
         char err[RD_ERR_LEN];
         start = pr_frame_begin(&b);
         pr_mp_put_array(&b, 1);
@@ -1546,13 +1548,100 @@ static void test_open_optional_fields(void)
     rd_buf_free(&b);
 }
 
+/* Issue 7's additions: HELLO's methods map, CALL, claims on OPEN and
+ * HTTP_REQ, and the numbers reserved for other branches staying unknown. */
+static void test_web_messages(void)
+{
+    pr_msg m;
+    char err[RD_ERR_LEN];
+    rd_buf b = RD_BUF_INIT;
+    const char *classes[] = { "counter" };
+    const char *names[] = { "counter.increment", "counter.watch" }, *kinds[] = { "call", "stream" };
+    RD_CHECK_EQ_INT(pr_enc_hello_methods(&b, "shard", "s", classes, 1, names, kinds, 2), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    pr_str k, v;
+    RD_CHECK_EQ_INT(m.u.hello.methods.n, 2);
+    RD_CHECK_EQ_INT(pr_list_next_kv(&m.u.hello.methods, &k, &v), 0);
+    RD_CHECK(str_eq(k, "counter.increment") && str_eq(v, "call"));
+    RD_CHECK_EQ_INT(pr_list_next_kv(&m.u.hello.methods, &k, &v), 0);
+    RD_CHECK(str_eq(k, "counter.watch") && str_eq(v, "stream"));
+    rd_buf_reset(&b, 0);
+    RD_CHECK_EQ_INT(pr_enc_hello(&b, "gateway", "g", NULL, 0), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK_EQ_INT(m.u.hello.methods.n, 0); /* absent: empty */
+
+    rd_buf_reset(&b, 0);
+    size_t start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 5);
+    pr_mp_put_uint(&b, PR_CALL);
+    pr_mp_put_uint(&b, 3);
+    put_s(&b, "counter/a");
+    put_s(&b, "increment");
+    pr_mp_put_bin(&b, "[5]", 3);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(m.type == PR_CALL && m.u.call.req == 3 && str_eq(m.u.call.key, "counter/a") &&
+             str_eq(m.u.call.method, "increment") && m.u.call.params.n == 3);
+    RD_CHECK(strcmp(pr_type_name(PR_CALL), "CALL") == 0);
+    /* CALL with the method as a number is malformed. */
+    rd_buf_reset(&b, 0);
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 5);
+    pr_mp_put_uint(&b, PR_CALL);
+    pr_mp_put_uint(&b, 3);
+    put_s(&b, "counter/a");
+    pr_mp_put_uint(&b, 1);
+    pr_mp_put_bin(&b, "", 0);
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK(decode_buf(&b, &m) < 0);
+
+    /* OPEN with claims after empty attachment and tags. */
+    rd_buf_reset(&b, 0);
+    start = pr_frame_begin(&b);
+    pr_mp_put_array(&b, 13);
+    pr_mp_put_uint(&b, PR_OPEN);
+    pr_mp_put_uint(&b, 7);
+    put_s(&b, "chat/x");
+    put_s(&b, "id");
+    pr_mp_put_uint(&b, 1);
+    pr_mp_put_uint(&b, 0);
+    put_s(&b, "");
+    put_s(&b, "r");
+    put_s(&b, "");
+    pr_mp_put_map(&b, 0);
+    pr_mp_put_bin(&b, NULL, 0);
+    pr_mp_put_array(&b, 0);
+    put_s(&b, "{\"sub\":\"ada\"}");
+    RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK(str_eq(m.u.open.claims, "{\"sub\":\"ada\"}") && m.u.open.tags.n == 0);
+    rd_buf_reset(&b, 0);
+    enc_open(&b, 0);
+    RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
+    RD_CHECK_EQ_INT(m.u.open.claims.n, 0);
+
+    /* Reserved numbers around CALL are unknown types. */
+    for (unsigned t = 19; t <= 24; t++) {
+        if (t == PR_CALL)
+            continue;
+        rd_buf_reset(&b, 0);
+        start = pr_frame_begin(&b);
+        pr_mp_put_array(&b, 1);
+        pr_mp_put_uint(&b, t);
+        RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
+        RD_CHECK(pr_msg_decode(rd_buf_data(&b) + 4, rd_buf_avail(&b) - 4, &m, err) < 0);
+        RD_CHECK(strstr(err, "unknown message type") != NULL);
+    }
+    rd_buf_free(&b);
+}
+
 static void test_type_name(void)
 {
     static const char *const names[] = { "UNKNOWN", "HELLO", "OPEN", "ACCEPT", "REJECT", "CLOSE",
                                          "FRAME", "SEND", "BROADCAST", "HTTP_REQ", "HTTP_RES",
                                          "PING", "PONG", "META", "AUTORESP", "AUTOHIT",
                                          "PUBLISH", "DETACH", "DETACHED", "UNKNOWN", "UNKNOWN",
-                                         "UNKNOWN", "UNKNOWN", "UNKNOWN", "UNKNOWN", "INFO",
+                                         "CALL", "UNKNOWN", "UNKNOWN", "UNKNOWN", "INFO",
                                          "INFO_RES", "SET", "ALARM_MOVE", "ALARM_MOVED", "UNKNOWN" };
     for (int i = 0; i < (int)N(names); i++)
         RD_CHECK(strcmp(pr_type_name(i), names[i]) == 0);
@@ -1691,6 +1780,7 @@ int main(void)
     RD_RUN(test_noncanonical_message);
     RD_RUN(test_decode_leaves_ret_on_failure);
     RD_RUN(test_type_name);
+    RD_RUN(test_web_messages);
     RD_RUN(test_open_optional_fields);
     RD_RUN(test_misuse);
     RD_RUN(test_list_zero_value);
