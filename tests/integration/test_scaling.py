@@ -69,7 +69,8 @@ class Member:
         self.sent = 0
         self.last = {}           # sender idx -> last seq seen
         self.errors = []
-        self.closed = None
+        self.closed = None       # why the server closed it (None: it did not)
+        self.we_closed = False
 
     async def receive(self):
         try:
@@ -84,9 +85,14 @@ class Member:
                     self.errors.append(f"{self.room}/{self.idx}: from {idx} got {seq}, wanted {want}")
                 self.last[idx] = seq
         except websockets.ConnectionClosed as e:
-            self.closed = f"{e.code} {e.reason}"
-        if self.closed is None:
+            if not self.we_closed:
+                self.closed = f"{e.code} {e.reason}"
+        if self.closed is None and not self.we_closed:
             self.closed = "closed"
+
+    async def close(self):
+        self.we_closed = True
+        await self.ws.close()
 
     async def send_loop(self, running, period):
         await asyncio.sleep(random.uniform(0, period))
@@ -132,6 +138,20 @@ async def round_trip(members):
         await m.ws.send(f"{m.room} {m.idx} {m.sent}")
         m.sent += 1
     return await drain_and_check(members, timeout=20)
+
+
+def assert_clean(base, members):
+    """No connection closed, nothing lost or out of order, and each room's
+    durable count equals what its members sent."""
+    closed = [m.closed for m in members if m.closed]
+    errors = [e for m in members for e in m.errors]
+    assert not closed, closed[:5]
+    assert not errors, errors[:5]
+    sent = {}
+    for m in members:
+        sent[m.room] = sent.get(m.room, 0) + m.sent
+    for room, n in sent.items():
+        assert relay_count(base, room) == n, room
 
 
 def wait_members(base, n, timeout=60):
@@ -183,7 +203,7 @@ def test_resize_under_traffic(tmp_path):
             for m in members:
                 sent[m.room] = sent.get(m.room, 0) + m.sent
             for m in members:
-                await m.ws.close()
+                await m.close()
             await asyncio.gather(*receivers)
             return report, missing, closed, errors, sent
 
@@ -322,22 +342,14 @@ def test_discovery_takeover(tmp_path, how):
             after = await loop.run_in_executor(None, owners, d.http, rooms)
             assert any(o["owner"] == "delta" for o in after.values())
             assert await round_trip(members) == 0
-            closed = [m.closed for m in members if m.closed]
-            errors = [e for m in members for e in m.errors]
             for m in members:
-                await m.ws.close()
+                await m.close()
             await asyncio.gather(*receivers)
-            return took, closed, errors, {m.room: 0 for m in members}, members
+            return took, members
 
-        took, closed, errors, _, members = asyncio.run(run())
+        took, members = asyncio.run(run())
         print(f"shard {how}: its rooms answered from other shards {took:.2f} s later")
-        assert not closed, closed[:5]
-        assert not errors, errors[:5]
-        sent = {}
-        for m in members:
-            sent[m.room] = sent.get(m.room, 0) + m.sent
-        for room, n in sent.items():
-            assert relay_count(d.http, room) == n, room
+        assert_clean(d.http, members)
         d.shards.pop("beta")
     finally:
         d.stop()
@@ -376,7 +388,7 @@ def test_two_gateways_share_rooms(tmp_path):
             missing = await drain_and_check(members, timeout=20)
             errors = [e for m in members for e in m.errors]
             for m in members:
-                await m.ws.close()
+                await m.close()
             await asyncio.gather(*receivers)
             return missing, errors
 
@@ -427,21 +439,13 @@ def test_workers_share_port_and_resize(tmp_path):
                     seen[body["gateway"]] = (body["members"], body["moving"])
                     assert time.monotonic() < deadline, seen
                 assert await round_trip(members) == 0
-            closed = [m.closed for m in members if m.closed]
-            errors = [e for m in members for e in m.errors]
             for m in members:
-                await m.ws.close()
+                await m.close()
             await asyncio.gather(*receivers)
-            return closed, errors, members
+            return members
 
-        closed, errors, members = asyncio.run(run())
-        assert not closed, closed[:5]
-        assert not errors, errors[:5]
-        sent = {}
-        for m in members:
-            sent[m.room] = sent.get(m.room, 0) + m.sent
-        for room, n in sent.items():
-            assert relay_count(r.http, room) == n, room
+        members = asyncio.run(run())
+        assert_clean(r.http, members)
     finally:
         r.stop()
 
