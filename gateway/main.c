@@ -57,7 +57,8 @@ static const rd_cfg_opt gateway_opts[] = {
         "API key for /admin/... (Authorization: Bearer KEY); unset: the admin API is off"),
     OPT("workers", RD_CFG_INT, workers, "1", 1, 64, "N",
         "gateway processes sharing the listening ports (SO_REUSEPORT), for more cores; this one "
-        "spawns the shards, the others follow their sockets in --run-dir"),
+        "spawns the shards (or follows --shard-dir), the others route by its shard set "
+        "(<run-dir>/gateway.members)"),
     OPT("reuseport", RD_CFG_BOOL, reuseport, "false", 0, 0, NULL,
         "set SO_REUSEPORT on the listeners, so independent gateways can share a port (on with --workers)"),
     OPT("worker", RD_CFG_INT, worker, "0", 0, 64, "N", "internal: set on the processes --workers starts"),
