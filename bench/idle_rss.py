@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Idle connection cost: RSS of the roomd process tree (gateway + shards)
-per idle WebSocket connection.
+per idle WebSocket connection (or of any server's process tree: --gateway-pid
+is the root of the tree, e.g. a peer's PID).
 
   bench/idle_rss.py --gateway-pid PID --url ws://127.0.0.1:8080 --conns 15000 [--cafile cert.pem]
+                    [--path /echo/idle]
 
-Opens --conns WebSockets to /echo/idle-<i % 100> (wss:// with --cafile),
+Opens --conns WebSockets to <--path>-<i % 100> (wss:// with --cafile),
 lets them settle, and prints the RSS before, after and the difference per
 connection as one JSON line. Uses Debian's python3-websockets."""
 import argparse
@@ -54,7 +56,7 @@ async def main(a):
 
     async def one(i):
         async with sem:
-            ws = await websockets.connect(f"{a.url}/echo/idle-{i % 100}", ssl=ctx,
+            ws = await websockets.connect(f"{a.url}{a.path}-{i % 100}", ssl=ctx,
                                           ping_interval=None, compression=None)
             conns.append(ws)
     await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(a.conns))),
@@ -74,6 +76,8 @@ if __name__ == "__main__":
     p.add_argument("--url", required=True, help="ws://HOST:PORT or wss://HOST:PORT")
     p.add_argument("--conns", type=int, default=10000)
     p.add_argument("--cafile")
+    p.add_argument("--path", default="/echo/idle",
+                   help="URL path prefix; connection i uses <path>-<i %% 100> (default /echo/idle)")
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--settle", type=float, default=6,
                    help="seconds to wait before measuring (the gateway trims its heap every 5 s)")

@@ -1,5 +1,5 @@
 /*
- * roomd-bench - load generator for roomd (plaintext ws:// only).
+ * roomd-bench - load generator for roomd (plaintext ws://; churn also wss://).
  *
  * Self-contained: a minimal RFC 6455 client (handshake with SHA-1/base64
  * accept check, masked client frames, server frame parsing with ping/pong and
@@ -8,6 +8,7 @@
  *   roomd-bench echo   --url ws://127.0.0.1:8080/echo/bench --conns C --duration S
  *   roomd-bench fanout --url ws://127.0.0.1:8080/chat/room --rooms R --members M
  *                      --publishers P --rate N --duration S
+ *   roomd-bench churn  --url ws[s]://127.0.0.1:8080/echo/churn --conns C --duration S
  *                      [--cross-url ws://127.0.0.1:8081]
  *
  * --cross-url (federation): every other non-publishing member connects to a
@@ -64,6 +65,8 @@
 #include <unistd.h>
 
 #define ZLIB_CONST
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <zlib.h>
 
 #define RBUF_SIZE        (64u * 1024u)        /* bytes per recv() */
@@ -291,7 +294,7 @@ static void ws_accept_for(const char *key, char out[29])
 /* ------------------------------------------------------------------------ */
 /* State                                                                     */
 
-enum { MODE_ECHO, MODE_FANOUT };
+enum { MODE_ECHO, MODE_FANOUT, MODE_CHURN };
 enum { ST_IDLE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE, ST_FAILED, ST_LOST };
 
 struct trk { /* per (receiver, publisher) order tracking */
@@ -337,6 +340,7 @@ static struct {
     uint32_t objects;           /* echo: spread over this many objects (0: one) */
     double duration, warmup, settle, rate, connect_timeout, drain_timeout;
     bool json, quiet;
+    bool tls;          /* churn: wss:// */
     bool deflate;      /* offer permessage-deflate */
     bool deflate_send; /* and compress our own data messages when negotiated */
     bool payload_json;
@@ -1776,6 +1780,464 @@ static void phase_close(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* churn: connection set-up rate                                             */
+/*                                                                           */
+/* --conns slots each run connect -> [TLS handshake] -> WebSocket upgrade ->  */
+/* check the 101 -> close frame -> wait for the server to end the TCP        */
+/* connection -> start over. A handshake counts when its 101 is verified      */
+/* inside the measured window; its time (connect() to verified 101) goes to  */
+/* the histogram. The TLS client never resumes a session and does not verify */
+/* the server's certificate: every handshake is a full one, and the client's */
+/* CPU goes into the handshake itself, not into certificate checks.          */
+
+enum { CS_IDLE, CS_CONNECT, CS_TLS, CS_REQ, CS_RESP, CS_CLOSE };
+
+typedef struct {
+    int fd;
+    uint8_t st;
+    bool want_out;
+    SSL *ssl;
+    uint64_t t0, deadline;
+    uint32_t rlen, wlen, woff;
+    char key[32];
+    char rbuf[HS_MAX + 1];
+    char wbuf[1536];
+} cslot;
+
+static struct {
+    cslot *s;
+    SSL_CTX *ctx;
+    bool running;
+    uint32_t active;
+    uint64_t started, handshakes, failed, close_timeouts, tls_failed;
+} CH;
+
+static void ch_fail(cslot *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ch_release(cslot *s)
+{
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
+    if (s->fd >= 0) {
+        close(s->fd); /* also removes it from the epoll set */
+        s->fd = -1;
+    }
+    if (s->st != CS_IDLE)
+        CH.active--;
+    s->st = CS_IDLE;
+}
+
+static void ch_fail(cslot *s, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    note_error(NULL, "churn slot %td: %s", s - CH.s, msg);
+    CH.failed++;
+    ch_release(s);
+}
+
+static void ch_interest(cslot *s, bool out)
+{
+    if (s->want_out == out)
+        return;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | (out ? EPOLLOUT : 0u);
+    ev.data.u64 = (uint64_t)(s - CH.s);
+    if (epoll_ctl(G.ep, EPOLL_CTL_MOD, s->fd, &ev) == 0)
+        s->want_out = out;
+}
+
+/* SSL_ERROR_WANT_* -> epoll interest; false: the connection failed. */
+static bool ch_ssl_wait(cslot *s, int rc, const char *what)
+{
+    int e = SSL_get_error(s->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        ch_interest(s, false);
+        return true;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ch_interest(s, true);
+        return true;
+    }
+    char buf[120] = "";
+    unsigned long le = ERR_get_error();
+    if (le)
+        ERR_error_string_n(le, buf, sizeof buf);
+    ERR_clear_error();
+    if (s->st == CS_TLS)
+        CH.tls_failed++;
+    ch_fail(s, "%s: SSL error %d%s%s%s", what, e, buf[0] ? " (" : "", buf, buf[0] ? ")" : "");
+    return false;
+}
+
+static void ch_start(cslot *s)
+{
+    s->fd = socket(G.ep0.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->st = CS_CONNECT;
+    CH.active++;
+    CH.started++;
+    s->t0 = G.now;
+    s->deadline = G.now + s_to_ns(G.connect_timeout);
+    s->rlen = s->wlen = s->woff = 0;
+    if (s->fd < 0) {
+        ch_fail(s, "socket: %s", strerror(errno));
+        return;
+    }
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = (uint64_t)(s - CH.s);
+    s->want_out = true;
+    if (epoll_ctl(G.ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
+        ch_fail(s, "epoll_ctl: %s", strerror(errno));
+        return;
+    }
+    if (connect(s->fd, (const struct sockaddr *)&G.ep0.addr, G.ep0.addrlen) < 0 && errno != EINPROGRESS)
+        ch_fail(s, "connect: %s", strerror(errno));
+}
+
+static void ch_request(cslot *s)
+{
+    uint8_t raw[16];
+    for (unsigned i = 0; i < 2; i++) {
+        uint64_t r = rng_next();
+        memcpy(raw + 8u * i, &r, 8);
+    }
+    b64_encode(raw, sizeof raw, s->key);
+    int n = snprintf(s->wbuf, sizeof s->wbuf,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                     "User-Agent: roomd-bench\r\n\r\n",
+                     G.ep0.path, G.ep0.authority, s->key);
+    s->wlen = n > 0 && (size_t)n < sizeof s->wbuf ? (uint32_t)n : 0;
+    s->woff = 0;
+    s->st = CS_REQ;
+}
+
+/* Writes what is left of wbuf; true once all of it is out. */
+static bool ch_write(cslot *s)
+{
+    while (s->woff < s->wlen) {
+        if (s->ssl) {
+            int rc = SSL_write(s->ssl, s->wbuf + s->woff, (int)(s->wlen - s->woff));
+            if (rc <= 0) {
+                ch_ssl_wait(s, rc, "SSL_write");
+                return false;
+            }
+            s->woff += (uint32_t)rc;
+        } else {
+            ssize_t n = send(s->fd, s->wbuf + s->woff, s->wlen - s->woff, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                    ch_interest(s, true);
+                } else {
+                    ch_fail(s, "send: %s", strerror(errno));
+                }
+                return false;
+            }
+            s->woff += (uint32_t)n;
+        }
+    }
+    ch_interest(s, false);
+    return true;
+}
+
+/* Reads into rbuf from rlen. >0 bytes read, 0 EOF, -1 nothing yet, -2 failed. */
+static int ch_read(cslot *s, char *buf, size_t cap)
+{
+    if (s->ssl) {
+        int rc = SSL_read(s->ssl, buf, (int)cap);
+        if (rc > 0)
+            return rc;
+        int e = SSL_get_error(s->ssl, rc);
+        if (e == SSL_ERROR_ZERO_RETURN || (s->st == CS_CLOSE && e != SSL_ERROR_WANT_READ &&
+                                           e != SSL_ERROR_WANT_WRITE)) {
+            /* close_notify, or the server ended the TCP connection (even with a
+             * reset) after the handshake was done: that is the end we wait for */
+            ERR_clear_error();
+            return 0;
+        }
+        return ch_ssl_wait(s, rc, "SSL_read") ? -1 : -2;
+    }
+    ssize_t n = recv(s->fd, buf, cap, 0);
+    if (n > 0)
+        return (int)n;
+    if (n == 0)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return -1;
+    if (s->st == CS_CLOSE) /* e.g. ECONNRESET: the server is gone, as wanted */
+        return 0;
+    ch_fail(s, "recv: %s", strerror(errno));
+    return -2;
+}
+
+static void ch_finish(cslot *s)
+{
+    if (s->ssl)
+        SSL_shutdown(s->ssl); /* our close_notify; the server has gone already */
+    ch_release(s);
+}
+
+static void ch_event(cslot *s)
+{
+    switch (s->st) {
+    case CS_CONNECT: {
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (err) {
+            ch_fail(s, "connect: %s", strerror(err));
+            return;
+        }
+        if (CH.ctx) {
+            s->ssl = SSL_new(CH.ctx);
+            if (!s->ssl || !SSL_set_fd(s->ssl, s->fd) ||
+                !SSL_set_tlsext_host_name(s->ssl, G.ep0.host)) {
+                ch_fail(s, "SSL_new/SSL_set_fd failed");
+                return;
+            }
+            SSL_set_connect_state(s->ssl);
+            s->st = CS_TLS;
+        } else {
+            ch_request(s);
+        }
+        ch_event(s);
+        return;
+    }
+    case CS_TLS: {
+        int rc = SSL_do_handshake(s->ssl);
+        if (rc != 1) {
+            ch_ssl_wait(s, rc, "TLS handshake");
+            return;
+        }
+        ch_request(s);
+    }
+        /* fall through */
+    case CS_REQ:
+        if (!ch_write(s))
+            return;
+        s->st = CS_RESP;
+        return;
+    case CS_RESP: {
+        for (;;) {
+            int n = ch_read(s, s->rbuf + s->rlen, HS_MAX - s->rlen);
+            if (n == -1 || n == -2)
+                return;
+            if (n == 0) {
+                ch_fail(s, "connection closed before the 101");
+                return;
+            }
+            s->rlen += (uint32_t)n;
+            s->rbuf[s->rlen] = '\0';
+            char *end = strstr(s->rbuf, "\r\n\r\n");
+            if (!end) {
+                if (s->rlen >= HS_MAX) {
+                    ch_fail(s, "response headers too large");
+                    return;
+                }
+                continue;
+            }
+            end[2] = '\0';
+            conn tmp;
+            memset(&tmp, 0, sizeof tmp);
+            memcpy(tmp.key, s->key, sizeof tmp.key);
+            char err[200];
+            const char *bad = hs_check(&tmp, s->rbuf, err, sizeof err);
+            if (bad) {
+                ch_fail(s, "handshake: %s", bad);
+                return;
+            }
+            G.now = now_ns();
+            if (G.now >= G.warm_end && G.now < G.run_end) {
+                CH.handshakes++;
+                h_record(&G.h, G.now - s->t0);
+            }
+            /* Close frame, code 1000, masked with a zero key (any key is valid). */
+            static const char close_frame[] = {'\x88', '\x82', 0, 0, 0, 0, '\x03', '\xe8'};
+            memcpy(s->wbuf, close_frame, sizeof close_frame);
+            s->wlen = sizeof close_frame;
+            s->woff = 0;
+            s->st = CS_CLOSE;
+            s->deadline = G.now + s_to_ns(G.drain_timeout);
+            if (!ch_write(s))
+                return;
+            break;
+        }
+    }
+        /* fall through */
+    case CS_CLOSE: {
+        if (s->woff < s->wlen && !ch_write(s))
+            return;
+        char sink[512];
+        for (;;) {
+            int n = ch_read(s, sink, sizeof sink);
+            if (n == -1 || n == -2)
+                return;
+            if (n == 0) {
+                ch_finish(s);
+                return;
+            }
+        }
+    }
+    default:
+        return;
+    }
+}
+
+static void ch_loop_once(uint64_t deadline)
+{
+    uint64_t t = now_ns();
+    int timeout = 0;
+    if (deadline > t) {
+        uint64_t ms = (deadline - t + 999999u) / 1000000u;
+        timeout = ms > 100u ? 100 : (int)ms;
+    }
+    struct epoll_event evs[MAX_EVENTS];
+    int n = epoll_wait(G.ep, evs, MAX_EVENTS, timeout);
+    if (n < 0) {
+        if (errno != EINTR)
+            die("epoll_wait: %s", strerror(errno));
+        n = 0;
+    }
+    G.now = now_ns();
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.u64 == TIMER_TAG)
+            continue;
+        cslot *s = &CH.s[evs[i].data.u64];
+        if (s->fd >= 0)
+            ch_event(s);
+    }
+    G.now = now_ns();
+    for (uint32_t i = 0; i < G.conns; i++) {
+        cslot *s = &CH.s[i];
+        if (s->st != CS_IDLE && G.now >= s->deadline) {
+            if (s->st == CS_CLOSE) {
+                CH.close_timeouts++;
+                ch_release(s);
+            } else {
+                ch_fail(s, "no 101 within %.3f s", G.connect_timeout);
+            }
+        }
+        if (s->st == CS_IDLE && CH.running)
+            ch_start(s);
+    }
+}
+
+static void phase_churn(void)
+{
+    CH.s = xcalloc(G.conns, sizeof *CH.s);
+    for (uint32_t i = 0; i < G.conns; i++)
+        CH.s[i].fd = -1;
+    if (G.tls) {
+        CH.ctx = SSL_CTX_new(TLS_client_method());
+        if (!CH.ctx)
+            die("SSL_CTX_new failed");
+        SSL_CTX_set_verify(CH.ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_session_cache_mode(CH.ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_mode(CH.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
+    }
+    G.now = G.t_run0 = now_ns();
+    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
+    G.run_end = G.warm_end + s_to_ns(G.duration);
+    CH.running = true;
+    uint64_t next = G.t_run0 + NS_PER_S;
+    uint64_t prev = 0;
+    while (!g_stop && !timed_out(G.run_end)) {
+        ch_loop_once(G.run_end);
+        window_check();
+        if (!G.quiet && G.now >= next) {
+            fprintf(stderr, "[%6.1fs] %" PRIu64 " handshakes/s, %" PRIu64 " failed\n",
+                    (double)(G.now - G.t_run0) / 1e9, CH.handshakes - prev, CH.failed);
+            prev = CH.handshakes;
+            next += NS_PER_S;
+        }
+    }
+    window_close();
+    CH.running = false;
+    G.now = now_ns();
+    uint64_t end = G.now < G.run_end ? G.now : G.run_end;
+    G.measured_s = end > G.warm_end ? (double)(end - G.warm_end) / 1e9 : 0.0;
+    uint64_t dl = now_ns() + s_to_ns(G.drain_timeout);
+    while (CH.active && !timed_out(dl))
+        ch_loop_once(dl);
+    for (uint32_t i = 0; i < G.conns; i++)
+        if (CH.s[i].st != CS_IDLE)
+            ch_release(&CH.s[i]); /* still connecting at the end: not counted either way */
+    free(CH.s);
+    SSL_CTX_free(CH.ctx);
+}
+
+static void report_churn(FILE *out, bool json, bool ok)
+{
+    const hist *h = &G.h;
+    double ms = G.measured_s > 0 ? G.measured_s : 1.0;
+    if (json) {
+        fprintf(out,
+                "{\"ok\":%d,\"interrupted\":%d,\"tls\":%d,\"conns\":%" PRIu32
+                ",\"duration_s\":%.6f,\"warmup_s\":%.3f,\"started\":%" PRIu64
+                ",\"handshakes\":%" PRIu64 ",\"handshakes_per_s\":%.3f,\"failed\":%" PRIu64
+                ",\"tls_failed\":%" PRIu64 ",\"close_timeouts\":%" PRIu64
+                ",\"hs_ms_p50\":%.3f,\"hs_ms_p90\":%.3f,\"hs_ms_p99\":%.3f,\"hs_ms_p999\":%.3f"
+                ",\"hs_ms_max\":%.3f,\"hs_ms_mean\":%.3f",
+                ok ? 1 : 0, g_stop ? 1 : 0, G.tls ? 1 : 0, G.conns, G.measured_s, G.warmup,
+                CH.started, CH.handshakes, (double)CH.handshakes / ms, CH.failed, CH.tls_failed,
+                CH.close_timeouts, (double)h_percentile(h, 50) / 1e6,
+                (double)h_percentile(h, 90) / 1e6, (double)h_percentile(h, 99) / 1e6,
+                (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6);
+        if (G.win_done) {
+            fprintf(out, ",\"window_s\":%.6f,\"client_cpu_s\":%.6f",
+                    (double)(G.win_t1 - G.win_t0) / 1e9, (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9);
+            double tot = 0;
+            bool all = true;
+            for (uint32_t i = 0; i < G.ncpu_pids; i++) {
+                double cs = window_cpu_s(i);
+                fprintf(out, ",\"cpu_s_%" PRIu32 "\":%.3f", i, cs);
+                if (cs < 0)
+                    all = false;
+                else
+                    tot += cs;
+            }
+            if (G.ncpu_pids)
+                fprintf(out, ",\"cpu_s_total\":%.3f", all ? tot : -1.0);
+        }
+        fputs("}\n", out);
+        return;
+    }
+    fprintf(out, "roomd-bench churn  %s\n", G.url);
+    fprintf(out, "  %-22s %" PRIu32 " in parallel, %s\n", "connections", G.conns,
+            G.tls ? "TLS (full handshakes, no resumption)" : "plaintext");
+    fprintf(out, "  %-22s %.3f s (warmup %.3f s)\n", "measured", G.measured_s, G.warmup);
+    fprintf(out, "  %-22s %" PRIu64 "\n", "handshakes", CH.handshakes);
+    fprintf(out, "  %-22s %.1f\n", "handshakes/s", (double)CH.handshakes / ms);
+    fprintf(out, "  %-22s %" PRIu64 " (%" PRIu64 " in TLS), %" PRIu64 " close timeouts\n",
+            "failed", CH.failed, CH.tls_failed, CH.close_timeouts);
+    static const double pc[] = {50.0, 90.0, 99.0, 99.9};
+    static const char *const pn[] = {"setup p50", "setup p90", "setup p99", "setup p99.9"};
+    for (unsigned i = 0; i < 4; i++)
+        fprintf(out, "  %-22s %.3f ms\n", pn[i], (double)h_percentile(h, pc[i]) / 1e6);
+    fprintf(out, "  %-22s %.3f ms\n", "setup max", (double)h->max / 1e6);
+    if (G.win_done) {
+        double ws = (double)(G.win_t1 - G.win_t0) / 1e9;
+        fprintf(out, "  %-22s %.3f s: client cpu %.3f s\n", "cpu window", ws,
+                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9);
+        for (uint32_t i = 0; i < G.ncpu_pids; i++) {
+            double cs = window_cpu_s(i);
+            fprintf(out, "  %-22s pid %ld: %.2f s\n", i ? "" : "server cpu", (long)G.cpu_pids[i], cs);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Report                                                                    */
 
 static void report(FILE *out)
@@ -2092,6 +2554,7 @@ static void usage(FILE *out)
 {
     fputs("usage: roomd-bench echo   [options]\n"
           "       roomd-bench fanout [options]\n"
+          "       roomd-bench churn  [options]\n"
           "\n"
           "modes:\n"
           "  echo     closed loop: every connection sends a text message, waits for the\n"
@@ -2100,17 +2563,24 @@ static void usage(FILE *out)
           "  fanout   R rooms (<url-path>-0 .. -<R-1>) of M member connections; P members\n"
           "           of each room publish, paced evenly at --rate msg/s in total; every\n"
           "           other member records delivery latency, loss, duplicates, reordering.\n"
+          "  churn    connection set-up rate: --conns connections at a time each connect,\n"
+          "           (wss://: full TLS handshake, no session resumption, certificate\n"
+          "           not verified), upgrade, check the 101, send a close frame, wait\n"
+          "           for the server to end the connection, and start over. Reports\n"
+          "           handshakes/s (101s verified in the measured window) and set-up\n"
+          "           time (connect() to verified 101) percentiles.\n"
           "\n"
           "common options:\n"
-          "  --url URL              ws:// URL to connect to (only this host:port is used)\n"
-          "                         (default: echo ws://127.0.0.1:8080/echo/bench,\n"
+          "  --url URL              ws:// URL to connect to (only this host:port is used;\n"
+          "                         churn also takes wss://)\n"
+          "                         (default: echo, churn ws://127.0.0.1:8080/echo/bench,\n"
           "                                   fanout ws://127.0.0.1:8080/chat/room)\n"
           "  --duration S           measured run time in seconds (default: 10)\n"
           "  --warmup S             run before measuring starts; not in the stats\n"
-          "                         (default: 1 for echo, 0 for fanout)\n"
+          "                         (default: 1 for echo, 0 for fanout, 0.5 for churn)\n"
           "  --size BYTES           message payload size, >= 47 (default: 64)\n"
           "  --connect-timeout S    every connection must be up within S seconds of the\n"
-          "                         start (default: 10)\n"
+          "                         start; churn: of its own connect() (default: 10)\n"
           "  --drain-timeout S      max wait at the end for in-flight messages, and again\n"
           "                         for the close handshakes (default: 5)\n"
           "  --max-handshakes N     max connects/handshakes in flight (default: 200)\n"
@@ -2142,6 +2612,9 @@ static void usage(FILE *out)
           "                         request/response objects, e.g. {\"op\":\"increment\"}\n"
           "                         to /counter/NAME)\n"
           "\n"
+          "churn options:\n"
+          "  --conns C              connections set up at a time (default: 32)\n"
+          "\n"
           "fanout options:\n"
           "  --rooms R              number of rooms (default: 1)\n"
           "  --members M            member connections per room, >= 2 (default: 10)\n"
@@ -2154,7 +2627,8 @@ static void usage(FILE *out)
           "                         apart (\"cross-cell\"; JSON: xlatency_ms_*) (default: none)\n"
           "\n"
           "exit status: 0 ok; 1 a connection failed to connect, closed unexpectedly or\n"
-          "hit a protocol error, or the run was interrupted (SIGINT/SIGTERM) - the\n"
+          "hit a protocol error (churn: any set-up failed), or the run was interrupted\n"
+          "(SIGINT/SIGTERM) - the\n"
           "report is still printed; 2 usage/setup error.\n",
           out);
 }
@@ -2181,11 +2655,12 @@ static uint32_t parse_u32(const char *opt, const char *s, uint32_t lo, uint32_t 
 
 static void parse_url(const char *url, endpoint *e)
 {
-    if (strncmp(url, "wss://", 6) == 0)
-        die("wss:// is not supported (plaintext ws:// only)");
-    if (strncmp(url, "ws://", 5) != 0)
-        die("URL must start with ws://: %s", url);
-    const char *a = url + 5;
+    G.tls = strncmp(url, "wss://", 6) == 0;
+    if (G.tls && G.mode != MODE_CHURN)
+        die("wss:// is only supported by churn (echo and fanout are plaintext ws:// only)");
+    if (!G.tls && strncmp(url, "ws://", 5) != 0)
+        die("URL must start with ws://%s: %s", G.mode == MODE_CHURN ? " or wss://" : "", url);
+    const char *a = url + (G.tls ? 6 : 5);
     const char *slash = strchr(a, '/');
     size_t al = slash ? (size_t)(slash - a) : strlen(a);
     if (al == 0 || al >= sizeof e->authority)
@@ -2217,7 +2692,7 @@ static void parse_url(const char *url, endpoint *e)
             portp = colon + 1;
     }
     e->host[hl] = '\0';
-    snprintf(e->port, sizeof e->port, "%s", portp && *portp ? portp : "80");
+    snprintf(e->port, sizeof e->port, "%s", portp && *portp ? portp : G.tls ? "443" : "80");
     if (!e->host[0])
         die("bad host in URL: %s", url);
 
@@ -2284,17 +2759,19 @@ int main(int argc, char **argv)
         G.mode = MODE_ECHO;
     else if (strcmp(argv[1], "fanout") == 0)
         G.mode = MODE_FANOUT;
+    else if (strcmp(argv[1], "churn") == 0)
+        G.mode = MODE_CHURN;
     else
-        die("unknown mode '%s' (expected echo or fanout; see --help)", argv[1]);
+        die("unknown mode '%s' (expected echo, fanout or churn; see --help)", argv[1]);
 
-    G.url = G.mode == MODE_ECHO ? "ws://127.0.0.1:8080/echo/bench" : "ws://127.0.0.1:8080/chat/room";
-    G.conns = 10;
+    G.url = G.mode == MODE_FANOUT ? "ws://127.0.0.1:8080/chat/room" : "ws://127.0.0.1:8080/echo/bench";
+    G.conns = G.mode == MODE_CHURN ? 32 : 10;
     G.rooms = 1;
     G.members = 10;
     G.publishers = 1;
     G.rate = 1000;
     G.duration = 10;
-    G.warmup = G.mode == MODE_ECHO ? 1.0 : 0.0;
+    G.warmup = G.mode == MODE_ECHO ? 1.0 : G.mode == MODE_CHURN ? 0.5 : 0.0;
     G.settle = 0.5;
     G.size = 64;
     G.connect_timeout = 10;
@@ -2330,18 +2807,18 @@ int main(int argc, char **argv)
         {"cross-url", required_argument, NULL, O_CROSS},
         {NULL, 0, NULL, 0},
     };
-    bool echo_opt = false, fan_opt = false, size_set = false;
+    bool echo_opt = false, fan_opt = false, size_set = false, msg_opt = false;
     int o;
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case O_URL: G.url = optarg; break;
-        case O_MESSAGE: G.message = optarg; echo_opt = true; break;
-        case O_OBJECTS: G.objects = parse_u32("objects", optarg, 1, 1000000); echo_opt = true; break;
+        case O_MESSAGE: G.message = optarg; echo_opt = msg_opt = true; break;
+        case O_OBJECTS: G.objects = parse_u32("objects", optarg, 1, 1000000); echo_opt = msg_opt = true; break;
         case O_CROSS: G.cross_url = optarg; fan_opt = true; break;
         case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
         case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
-        case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = true; break;
+        case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = msg_opt = true; break;
         case O_WARM: G.warmup = parse_double("warmup", optarg, 0, 3600); break;
         case O_ROOMS: G.rooms = parse_u32("rooms", optarg, 1, 1000000); fan_opt = true; break;
         case O_MEMB: G.members = parse_u32("members", optarg, 2, 1000000); fan_opt = true; break;
@@ -2361,9 +2838,10 @@ int main(int argc, char **argv)
                 G.payload_json = false;
             else
                 die("invalid --payload '%s' (plain or json)", optarg);
+            msg_opt = true;
             break;
-        case O_DEFLATE: G.deflate = G.deflate_send = true; break;
-        case O_DEFLATE_RO: G.deflate = true; G.deflate_send = false; break;
+        case O_DEFLATE: G.deflate = G.deflate_send = msg_opt = true; break;
+        case O_DEFLATE_RO: G.deflate = msg_opt = true; G.deflate_send = false; break;
         case O_CPU_PIDS: parse_pids(optarg); break;
         default: fputs("see roomd-bench --help\n", stderr); return 2;
         }
@@ -2372,8 +2850,10 @@ int main(int argc, char **argv)
         die("unexpected argument '%s'", argv[optind]);
     if (G.payload_json && !size_set)
         G.size = JSON_DEFAULT_SIZE;
-    if (G.mode == MODE_ECHO && fan_opt)
+    if (G.mode != MODE_FANOUT && fan_opt)
         die("--rooms/--members/--publishers/--rate/--settle only apply to fanout");
+    if (G.mode == MODE_CHURN && msg_opt)
+        die("churn sends no messages: --message/--objects/--size/--payload/--deflate do not apply");
     if (G.mode == MODE_FANOUT && echo_opt)
         die("--conns only applies to echo (fanout uses --rooms x --members)");
     if (G.mode == MODE_FANOUT) {
@@ -2422,6 +2902,30 @@ int main(int argc, char **argv)
     tev.data.u64 = TIMER_TAG;
     if (epoll_ctl(G.ep, EPOLL_CTL_ADD, G.tfd, &tev) < 0)
         die("epoll_ctl(timerfd): %s", strerror(errno));
+
+    if (G.mode == MODE_CHURN) {
+        if (!G.quiet)
+            fprintf(stderr, "roomd-bench: churn: %" PRIu32 " connections at a time to %s:%s%s ...\n",
+                    G.conns, G.ep0.host, G.ep0.port, G.tls ? " (TLS)" : "");
+        phase_churn();
+        bool cok = CH.failed == 0 && !g_stop;
+        for (uint32_t i = 0; i < G.nerrs && i < MAX_ERRS; i++)
+            fprintf(stderr, "roomd-bench: error: %s\n", G.errs[i]);
+        if (G.nerrs > MAX_ERRS)
+            fprintf(stderr, "roomd-bench: ... and %" PRIu32 " more errors\n", G.nerrs - MAX_ERRS);
+        if (g_stop)
+            fprintf(stderr, "roomd-bench: interrupted; partial results (exit status 1)\n");
+        if (G.json) {
+            report_churn(stderr, false, cok);
+            report_churn(stdout, true, cok);
+        } else {
+            report_churn(stdout, false, cok);
+        }
+        fflush(stdout);
+        close(G.tfd);
+        close(G.ep);
+        return cok ? 0 : 1;
+    }
 
     G.c = xcalloc(G.conns, sizeof *G.c);
     G.dirty = xcalloc(G.conns, sizeof *G.dirty);

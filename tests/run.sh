@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 . tests/deps.sh
 roomd_install_deps python3 python3-pytest python3-websockets python3-msgpack python3-redis python3-prometheus-client \
     redis-server clang libclang-rt-14-dev curl chromium chromium-driver python3-selenium || { echo "0 passed, 1 failed"; exit 1; }
+roomd_ensure_node20 || { echo "cannot provide Node.js 20 and npm"; echo "0 passed, 1 failed"; exit 1; }
 
 BUILD=${ROOMD_TEST_BUILD:-build-test}
 if [ ! -f "$BUILD/build.ninja" ]; then
