@@ -81,14 +81,9 @@ PUBLISHERS=2
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 # ---- build and install -------------------------------------------------------
+. bench/lib.sh # build_release, free_port, ws_ready, stop_server (from the repository root)
 BUILD=build-rel
-if [ "$BUILD_STEP" = 1 ]; then
-    if [ ! -f "$BUILD/build.ninja" ]; then
-        meson setup "$BUILD" -Dbuildtype=release >/dev/null || die "meson setup $BUILD failed"
-    fi
-    ninja -C "$BUILD" >"$BUILD/compare-sh-ninja.log" 2>&1 ||
-        { tail -30 "$BUILD/compare-sh-ninja.log"; die "ninja -C $BUILD failed"; }
-fi
+[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" compare-sh-ninja.log
 GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
 BENCH=$ROOT/$BUILD/bench/roomd-bench
 LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
@@ -142,7 +137,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
 
-. bench/lib.sh # free_port, ws_ready, stop_server (from the repository root)
 
 cleanup() {
     stop_server

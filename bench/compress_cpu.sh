@@ -80,15 +80,9 @@ done
 die() { echo "compress_cpu.sh: $*" >&2; exit 1; }
 
 # ---- build -----------------------------------------------------------------
+. bench/lib.sh # build_release, free_port, ws_ready, stop_server (run from the repository root)
 BUILD=build-rel
-if [ "$BUILD_STEP" = 1 ]; then
-    if [ ! -f "$BUILD/build.ninja" ]; then
-        meson setup "$BUILD" -Dbuildtype=release >/dev/null || die "meson setup $BUILD failed"
-    fi
-    ninja -C "$BUILD" gateway/roomd-gateway shard/roomd-shard bench/roomd-bench \
-        >"$BUILD/compress-cpu-ninja.log" 2>&1 ||
-        { tail -30 "$BUILD/compress-cpu-ninja.log"; die "ninja -C $BUILD failed (--no-build uses the existing binaries)"; }
-fi
+[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" compress-cpu-ninja.log gateway/roomd-gateway shard/roomd-shard bench/roomd-bench
 GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
 BENCH=$ROOT/$BUILD/bench/roomd-bench
 for b in "$GATEWAY" "$BENCH"; do [ -x "$b" ] || die "missing $b"; done
@@ -112,7 +106,6 @@ RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 
 # ---- server lifecycle (only processes started here, by PID) ----------------
-. bench/lib.sh # free_port, ws_ready, stop_server (run from the repository root)
 
 cleanup() {
     stop_server

@@ -56,14 +56,9 @@ DRAIN=3
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 # ---- build -----------------------------------------------------------------
+. bench/lib.sh # build_release, free_port, ws_ready, stop_server (run from the repository root)
 BUILD=build-rel
-if [ "$BUILD_STEP" = 1 ]; then
-    if [ ! -f "$BUILD/build.ninja" ]; then
-        meson setup "$BUILD" -Dbuildtype=release >/dev/null || die "meson setup $BUILD failed"
-    fi
-    ninja -C "$BUILD" >"$BUILD/run-sh-ninja.log" 2>&1 ||
-        { tail -30 "$BUILD/run-sh-ninja.log"; die "ninja -C $BUILD failed (--no-build uses the existing binaries)"; }
-fi
+[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" run-sh-ninja.log
 GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
 BENCH=$ROOT/$BUILD/bench/roomd-bench
 LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
@@ -107,7 +102,6 @@ RESULTS=$ROOT/bench/results/$STAMP.jsonl
 : >"$RESULTS"
 
 # ---- server lifecycle (only processes started here, by PID) ----------------
-. bench/lib.sh # free_port, ws_ready, stop_server (run from the repository root)
 
 cleanup() {
     stop_server
