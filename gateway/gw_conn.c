@@ -1004,6 +1004,17 @@ static gw_blob *frame_for(gw_conn *c, int opcode, const uint8_t *p, size_t n, gw
 }
 
 /* Constant time, so the key cannot be guessed byte by byte from timing. */
+/* Where a request for key goes now: its routing owner, or, while the object
+ * waits to move or is moving, the old owner that still holds it (a new
+ * member then moves with the others). */
+static gw_shard *owner_now(const char *key, size_t klen)
+{
+    gw_handoff *moving = rd_smap_get(&gw.handoffs, key, klen);
+    if (moving && moving->from && moving->from->up)
+        return moving->from;
+    return gw_route_pick(key, klen);
+}
+
 static bool key_equal(const char *a, size_t al, const char *b, size_t bl)
 {
     unsigned char d = al != bl;
@@ -1073,10 +1084,7 @@ static gw_shard *backend_shard(gw_conn *c, const gw_target *t, char key[300], si
     memcpy(key, t->cls, t->cls_len);
     key[t->cls_len] = '/';
     memcpy(key + t->cls_len + 1, t->name, t->name_len);
-    gw_shard *s = gw_route_pick(key, klen);
-    gw_handoff *moving = rd_smap_get(&gw.handoffs, key, klen);
-    if (moving && moving->from && moving->from->up)
-        s = moving->from; /* the owner until the move */
+    gw_shard *s = owner_now(key, klen);
     if (!s || !s->up) {
         http_error(c, 503, "the shard owning this object is restarting; retry shortly", "Retry-After: 1\r\n");
         return NULL;
@@ -1311,10 +1319,7 @@ static void object_request(gw_conn *c, const gw_http_request *req, const gw_targ
     c->claims_len = (uint32_t)jwt.claims_len;
     jwt.claims = NULL;
     gw_jwt_free(&jwt);
-    gw_shard *s = gw_route_pick(c->key, klen);
-    gw_handoff *moving = rd_smap_get(&gw.handoffs, c->key, klen);
-    if (moving && moving->from && moving->from->up)
-        s = moving->from; /* still the owner until the move: a new member moves with the others */
+    gw_shard *s = owner_now(c->key, klen);
     if (!s || !s->up) {
         gw.stats.hs_failed[GW_HSF_UNAVAILABLE] += upgrade;
         free(offered);
