@@ -372,32 +372,42 @@ void gw_spawn_stop_workers(void)
 
 /* Workers drain their own clients (they got SIGTERM with ours); the shards
  * stay up until they are done. */
+/* Wait up to ms for the n processes *pids[i] (0: none) to exit, then
+ * SIGKILL the rest; each reaped one's pid becomes 0. */
+static void reap_within(pid_t *const *pids, size_t n, uint64_t ms)
+{
+    uint64_t until = rd_mono_ms() + ms;
+    for (;;) {
+        size_t alive = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (*pids[i] > 0 && waitpid(*pids[i], NULL, WNOHANG) == *pids[i])
+                *pids[i] = 0;
+            alive += *pids[i] > 0;
+        }
+        if (!alive)
+            return;
+        if (rd_mono_ms() > until)
+            break;
+        usleep(20000);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (*pids[i] > 0) {
+            kill(*pids[i], SIGKILL);
+            waitpid(*pids[i], NULL, 0);
+            *pids[i] = 0;
+        }
+}
+
 static void wait_workers(void)
 {
     if (!nworkers)
         return;
     evtimer_del(&ev_worker_restart);
-    uint64_t until = rd_mono_ms() + gw.cfg.drain_timeout + 3000;
-    for (;;) {
-        size_t alive = 0;
-        for (size_t i = 1; i < nworkers; i++) {
-            if (workers[i] > 0 && waitpid(workers[i], NULL, WNOHANG) == workers[i])
-                workers[i] = 0;
-            alive += workers[i] > 0;
-        }
-        if (!alive)
-            break;
-        if (rd_mono_ms() > until) {
-            for (size_t i = 1; i < nworkers; i++)
-                if (workers[i] > 0) {
-                    kill(workers[i], SIGKILL);
-                    waitpid(workers[i], NULL, 0);
-                    workers[i] = 0;
-                }
-            break;
-        }
-        usleep(20000);
-    }
+    pid_t **pids = rd_xcalloc(nworkers, sizeof *pids);
+    for (size_t i = 1; i < nworkers; i++)
+        pids[i - 1] = &workers[i];
+    reap_within(pids, nworkers - 1, gw.cfg.drain_timeout + 3000);
+    free(pids);
     free(workers);
     free(worker_started);
     free(worker_argv);
@@ -415,28 +425,11 @@ void gw_spawn_stop(void)
             kill(gw.shards[i]->pid, SIGTERM);
     }
     /* Give them 3 s to flush and exit, then make sure. */
-    uint64_t until = rd_mono_ms() + 3000;
-    for (;;) {
-        size_t alive = 0;
-        for (size_t i = 0; i < gw.nshards; i++) {
-            gw_shard *s = gw.shards[i];
-            if (s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == s->pid)
-                s->pid = 0;
-            alive += s->pid > 0;
-        }
-        if (!alive)
-            break;
-        if (rd_mono_ms() > until) {
-            for (size_t i = 0; i < gw.nshards; i++)
-                if (gw.shards[i]->pid > 0) {
-                    kill(gw.shards[i]->pid, SIGKILL);
-                    waitpid(gw.shards[i]->pid, NULL, 0);
-                    gw.shards[i]->pid = 0;
-                }
-            break;
-        }
-        usleep(20000);
-    }
+    pid_t **pids = rd_xcalloc(gw.nshards ? gw.nshards : 1, sizeof *pids);
+    for (size_t i = 0; i < gw.nshards; i++)
+        pids[i] = &gw.shards[i]->pid;
+    reap_within(pids, gw.nshards, 3000);
+    free(pids);
     if (chld_on)
         evsignal_del(&ev_chld);
     chld_on = false;
