@@ -148,6 +148,7 @@ struct gw_shard {
     bool up;                  /* HELLO exchanged */
     bool member;              /* in the routing set (rendezvous hashing is over members) */
     bool present;             /* discovery mode: its socket is in --shard-dir */
+    uint32_t seen_scan;       /* discovery mode: the last directory scan that found its socket */
     bool retiring;            /* spawn mode: removed by a resize; stopped once nothing uses it */
     bool stop_sent;           /* retiring: SIGTERM sent */
     bool joining;             /* spawn mode: added by a resize, not up yet */

@@ -571,8 +571,8 @@ void gw_discover_scan(void)
                 strerror(errno));
         return;
     }
-    for (size_t i = 0; i < gw.nshards; i++)
-        gw.shards[i]->index = -1; /* unseen in this scan */
+    static uint32_t scan; /* shards whose socket this scan finds get its number */
+    scan++;
     struct dirent *e;
     char name[64];
     while ((e = readdir(d))) {
@@ -581,7 +581,7 @@ void gw_discover_scan(void)
         if (!sock_name(e->d_name, name))
             continue;
         gw_shard *s = gw_shard_get(name, true);
-        s->index = 0;
+        s->seen_scan = scan;
         if (!s->present) {
             s->present = true;
             rd_info("msg=\"shard socket appeared\" shard=%s path=%s", s->name, s->path);
@@ -596,7 +596,7 @@ void gw_discover_scan(void)
     bool changed = false;
     for (size_t i = 0; i < gw.nshards; i++) {
         gw_shard *s = gw.shards[i];
-        if (s->index == 0 || !s->present)
+        if (s->seen_scan == scan || !s->present)
             continue;
         s->present = false;
         rd_info("msg=\"shard socket disappeared\" shard=%s", s->name);
@@ -606,8 +606,6 @@ void gw_discover_scan(void)
             changed = true;
         }
     }
-    for (size_t i = 0; i < gw.nshards; i++)
-        gw.shards[i]->index = (int)i;
     if (gw.cfg.worker > 0)
         changed |= read_members();
     if (changed)
