@@ -143,7 +143,6 @@ typedef struct sh_server {
     uint64_t input_pauses;
     rd_hist commit_hist;        /* storage commits that wrote something */
     rd_hist event_hist;         /* handling one client message (the class's callback) */
-    uint64_t detached;          /* connections handed to another shard */
 } sh_server;
 
 extern sh_server sh;

@@ -590,7 +590,6 @@ static void handle_detach(sh_link *l, const pr_msg *m)
             free(c);
             moved++;
         }
-        sh.detached += moved;
         rd_debug("msg=\"connections detached\" object=%s moved=%zu left=%zu", o->key, moved, (size_t)o->nconns);
         if (o->nconns == 0)
             object_evict(o); /* destroy, commit, close: the lock is free */
