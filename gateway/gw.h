@@ -91,7 +91,8 @@ typedef struct gw_conn {
     bool tls_read_wants_write;
     bool tls_write_wants_read;
     int tls_write_len;        /* OpenSSL wants a retried SSL_write repeated with this length */
-    SSL *ssl;
+    SSL *ssl;                 /* during the handshake, and after it if OpenSSL keeps the records */
+    struct gw_tls13 *t13;     /* TLS 1.3 records protected by us (gw_tls13.h); NULL otherwise */
     struct event ev_read;
     struct event ev_write;
     rd_buf in;                /* unprocessed input (partial head or frame) */
@@ -239,6 +240,7 @@ typedef struct gw_config {
     uint64_t drain_timeout;
     bool compression;
     bool compression_takeover;
+    bool tls_offload;
     int64_t compression_level;
     int64_t compression_window;
     int64_t compression_mem_level;
@@ -285,6 +287,8 @@ typedef struct gw_stats {
     uint64_t pmd_conn_memory;       /* their estimated zlib memory */
     uint64_t hs_failed[GW_HSF_COUNT];
     uint64_t tls_failed;            /* TLS handshakes that failed */
+    uint64_t tls_offloaded;         /* TLS 1.3 connections whose records we protect (gw_tls13) */
+    uint64_t tls_record_errors;     /* connections ended by a bad record or an alert (gw_tls13) */
     uint64_t dropped_closed;        /* shard messages for a connection no longer open */
     rd_hist open_hist;              /* OPEN -> ACCEPT/REJECT */
     rd_hist http_hist;              /* HTTP_REQ -> HTTP_RES */

@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "gw.h"
+#include "gw_tls13.h"
 #include "gw_exports.h"
 #include "rd_hash.h"
 #include "rd_log.h"
@@ -241,14 +242,27 @@ static void tq_add(gw_conn *c, int q, uint64_t timeout_ms)
 
 /* --- raw I/O (plaintext or TLS) ------------------------------------------ */
 
-/* > 0 bytes, 0 EOF, -EAGAIN nothing now, other < 0 fatal. */
-static ssize_t io_read(gw_conn *c, uint8_t *buf, size_t cap)
+/* > 0 bytes, 0 EOF, -EAGAIN nothing now, other < 0 fatal. *more: another
+ * read may find input right away (a full buffer, or TLS holds some). */
+static ssize_t io_read(gw_conn *c, uint8_t *buf, size_t cap, bool *more)
 {
+    if (c->t13) {
+        ssize_t n = gw_tls13_read(c->t13, c->fd, buf, cap, more);
+        if (gw_tls13_pending(c->t13))
+            want_flush(c); /* a KeyUpdate to answer */
+        if (n < 0 && n != -EAGAIN) {
+            gw.stats.tls_record_errors++;
+            rd_debug("msg=\"tls record error\" conn=%llu err=\"%s\"", (unsigned long long)c->id, strerror((int)-n));
+        }
+        return n;
+    }
     if (!c->ssl) {
         for (;;) {
             ssize_t n = recv(c->fd, buf, cap, 0);
-            if (n >= 0)
+            if (n >= 0) {
+                *more = (size_t)n == cap;
                 return n;
+            }
             if (errno == EINTR)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -256,8 +270,10 @@ static ssize_t io_read(gw_conn *c, uint8_t *buf, size_t cap)
     }
     ERR_clear_error();
     int n = SSL_read(c->ssl, buf, (int)(cap > INT32_MAX ? INT32_MAX : cap));
-    if (n > 0)
+    if (n > 0) {
+        *more = (size_t)n == cap || SSL_pending(c->ssl);
         return n;
+    }
     int e = SSL_get_error(c->ssl, n);
     switch (e) {
     case SSL_ERROR_WANT_READ:
@@ -273,9 +289,23 @@ static ssize_t io_read(gw_conn *c, uint8_t *buf, size_t cap)
     }
 }
 
-/* Bytes written (>= 0; 0 when the socket is full) or < 0 fatal. */
+/* Bytes of the queue taken (>= 0; 0 when the socket is full) or < 0 fatal. */
 static ssize_t io_write(gw_conn *c)
 {
+    if (c->t13) {
+        /* Up to four full records per send(); what the socket does not
+         * take stays with the record layer (gw_tls13_pending). */
+        static uint8_t plain[GW_TLS13_IO_MAX];
+        size_t len = 0;
+        for (gw_out *o = c->out_head; o && len < sizeof plain; o = o->next) {
+            size_t k = o->blob->len - o->off;
+            if (k > sizeof plain - len)
+                k = sizeof plain - len;
+            memcpy(plain + len, o->blob->data + o->off, k);
+            len += k;
+        }
+        return gw_tls13_write(c->t13, c->fd, plain, len);
+    }
     if (!c->ssl) {
         struct iovec iov[GW_MAX_IOV];
         int n = 0;
@@ -371,6 +401,7 @@ void gw_conn_reap(void)
         out_drop_all(c);
         if (c->ssl)
             SSL_free(c->ssl);
+        gw_tls13_free(c->t13);
         close(c->fd);
         rd_buf_free(&c->in);
         if (c->ip && --c->ip->conns == 0) {
@@ -411,6 +442,8 @@ static void close_after_flush(gw_conn *c)
  * unread input would send RST and could destroy our last frames in flight. */
 static void start_linger(gw_conn *c)
 {
+    if (c->t13)
+        gw_tls13_close_notify(c->t13, c->fd);
     if (c->ssl) {
         ERR_clear_error();
         SSL_shutdown(c->ssl); /* best effort close_notify */
@@ -544,6 +577,12 @@ void gw_metrics_render(rd_buf *b)
     }
     metric(b, "roomd_tls_handshake_failures_total", "counter", "TLS handshakes that failed.", NULL,
            st->tls_failed);
+    metric(b, "roomd_tls_offloaded_total", "counter",
+           "TLS 1.3 connections whose records the gateway protects after the handshake (--tls-offload).", NULL,
+           st->tls_offloaded);
+    metric(b, "roomd_tls_record_errors_total", "counter",
+           "Connections ended by a TLS record that failed to open, or by a peer's alert.", NULL,
+           st->tls_record_errors);
     metric(b, "roomd_refused_total", "counter", "Requests refused by a limit.", "{reason=\"per_ip\"}",
            st->refused_per_ip);
     metric(b, "roomd_refused_total", NULL, NULL, "{reason=\"origin\"}", st->refused_origin);
@@ -1781,6 +1820,19 @@ static int tls_handshake(gw_conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->state = GW_C_HTTP;
+        if (c->t13) {
+            /* TLS 1.3: the record layer becomes ours and OpenSSL's state goes. */
+            if (gw_tls13_take(c->ssl, c->t13)) {
+                SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+                SSL_free(c->ssl);
+                c->ssl = NULL;
+                gw.stats.tls_offloaded++;
+            } else {
+                gw_tls13_detach(c->ssl);
+                gw_tls13_free(c->t13);
+                c->t13 = NULL;
+            }
+        }
         return 1;
     }
     int e = SSL_get_error(c->ssl, r);
@@ -1808,7 +1860,8 @@ static void conn_read(gw_conn *c)
      * the others. TLS may hold decrypted bytes we have not read (SSL_pending)
      * that no fd event will announce, so keep reading those. */
     for (int i = 0; i < 8 && c->state != GW_C_DEAD && !c->read_paused; i++) {
-        ssize_t n = io_read(c, gw.scratch, GW_SCRATCH);
+        bool more = false;
+        ssize_t n = io_read(c, gw.scratch, GW_SCRATCH, &more);
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
@@ -1816,7 +1869,7 @@ static void conn_read(gw_conn *c)
             return;
         }
         conn_process(c, gw.scratch, (size_t)n);
-        if ((size_t)n < GW_SCRATCH && !(c->ssl && SSL_pending(c->ssl)))
+        if (!more)
             break;
     }
     if (c->tls_read_wants_write && !c->write_armed && c->state != GW_C_DEAD) {
@@ -1842,7 +1895,23 @@ static void conn_flush(gw_conn *c)
     if (c->state == GW_C_DEAD || c->state == GW_C_TLS_HS)
         return;
     size_t written = 0;
-    while (c->out_head) {
+    for (;;) {
+        if (c->t13 && gw_tls13_pending(c->t13)) {
+            int r = gw_tls13_flush(c->t13, c->fd);
+            if (r < 0) {
+                conn_kill(c);
+                return;
+            }
+            if (r == 0) {
+                if (!c->write_armed) {
+                    event_add(&c->ev_write, NULL);
+                    c->write_armed = true;
+                }
+                return;
+            }
+        }
+        if (!c->out_head)
+            break;
         if (written >= gw.cfg.max_write_turn) {
             /* Fair share used: the rest goes out next turn. */
             want_flush(c);
@@ -2957,6 +3026,8 @@ void gw_accept_cb(evutil_socket_t lfd, short what, void *arg)
                 continue;
             }
             SSL_set_accept_state(c->ssl);
+            if (gw.cfg.tls_offload)
+                gw_tls13_attach(c->ssl, &c->t13);
             c->state = GW_C_TLS_HS;
         } else {
             c->state = GW_C_HTTP;

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 
 #include "gw.h"
+#include "gw_tls13.h"
 #include "rd_log.h"
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -43,6 +44,10 @@ SSL_CTX *gw_tls_ctx_new(const char *cert, const char *key, char err[RD_ERR_LEN])
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20000);
     SSL_CTX_set_num_tickets(ctx, 1);
+    if (gw.cfg.tls_offload && gw_tls13_ctx_setup(ctx) < 0) {
+        snprintf(err, RD_ERR_LEN, "cannot set up the TLS 1.3 record layer");
+        goto fail;
+    }
     ERR_clear_error();
     if (access(cert, R_OK) != 0 || access(key, R_OK) != 0) {
         const char *which = access(cert, R_OK) != 0 ? cert : key;

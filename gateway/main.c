@@ -30,6 +30,9 @@ static const rd_cfg_opt gateway_opts[] = {
         "TLS listener (needs --cert and --key)"),
     OPT("cert", RD_CFG_STR, cert, NULL, 0, 0, "FILE", "TLS certificate chain (PEM)"),
     OPT("key", RD_CFG_STR, key, NULL, 0, 0, "FILE", "TLS private key (PEM)"),
+    OPT("tls-offload", RD_CFG_BOOL, tls_offload, "true", 0, 0, NULL,
+        "after a TLS 1.3 handshake free OpenSSL's connection state (~14 KB) and protect records in the "
+        "gateway (AES-GCM, ChaCha20-Poly1305; KeyUpdate supported); --no-tls-offload: OpenSSL keeps every connection"),
     OPT("shards", RD_CFG_INT, shards, "4", 1, 256, "N",
         "spawn mode: start and supervise N shard processes named shard-0..shard-N-1"),
     OPT("shard-bin", RD_CFG_STR, shard_bin, NULL, 0, 0, "PATH",
