@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -437,17 +438,6 @@ static gw_tls13 *slot_get(const SSL *ssl)
     return slot ? *slot : NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "CLIENT_TRAFFIC_SECRET_0 <client random> <secret>" and the SERVER_ one
  * (NSS key log format): the first application traffic secrets. */
 static void keylog_cb(const SSL *ssl, const char *line)
@@ -476,15 +466,12 @@ static void keylog_cb(const SSL *ssl, const char *line)
         t->keep_openssl = true;
         return;
     }
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            t->keep_openssl = true;
-            return;
-        }
-        dst[i] = (uint8_t)(hi << 4 | lo);
+    size_t got = 0;
+    if (OPENSSL_hexstr2buf_ex(dst, 48, &got, hex, '\0') != 1 || got != n / 2) {
+        t->keep_openssl = true;
+        return;
     }
-    t->secret_len = (uint8_t)(n / 2);
+    t->secret_len = (uint8_t)got;
     t->secrets |= bit;
 }
 
