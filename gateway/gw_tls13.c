@@ -218,6 +218,22 @@ static ssize_t recv_some(int fd, uint8_t *p, size_t n)
     }
 }
 
+/* Tells the client why we end the connection (RFC 8446 6.2), best effort:
+ * bad_record_mac, record_overflow or unexpected_message. None after the
+ * client's own alert. */
+static void fatal_alert(gw_tls13 *t, int fd, int err)
+{
+    if (err == -ECONNRESET)
+        return;
+    uint8_t alert[2] = { 2, err == -EBADMSG ? 20 : err == -EMSGSIZE ? 22 : 10 };
+    uint8_t rec[5 + sizeof alert + 1 + TAG_LEN];
+    if (t->olen) /* what came before must go first, and does not fit now */
+        return;
+    int n = seal(&t->wr, CT_ALERT, alert, sizeof alert, rec);
+    if (n > 0)
+        (void)send(fd, rec, (size_t)n, MSG_NOSIGNAL);
+}
+
 ssize_t gw_tls13_read(gw_tls13 *t, int fd, uint8_t *buf, size_t cap, bool *more)
 {
     *more = false;
@@ -283,8 +299,10 @@ ssize_t gw_tls13_read(gw_tls13 *t, int fd, uint8_t *buf, size_t cap, bool *more)
                 break;
             }
         }
-        if (rc < 0)
+        if (rc < 0) {
+            fatal_alert(t, fd, rc);
             return rc;
+        }
         if (t->eof)
             return (ssize_t)out;
         if (have > off) {

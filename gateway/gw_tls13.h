@@ -75,7 +75,8 @@ int gw_tls13_take(SSL *ssl, gw_tls13 *t);
  * plaintext bytes, 0 at the end of the stream (close_notify or EOF), -EAGAIN
  * when the socket has nothing, or a fatal error: -EBADMSG (record failed
  * authentication), -EPROTO (malformed or unexpected), -EMSGSIZE (record too
- * large), -ECONNRESET (the peer sent an alert), -errno from recv(). *more is
+ * large), -ECONNRESET (the peer sent an alert), -errno from recv(); for
+ * the first three the client is sent the matching fatal alert. *more is
  * set when the socket may hold more right now. After it returns, check
  * gw_tls13_pending(): answering a KeyUpdate may have queued a record. */
 ssize_t gw_tls13_read(gw_tls13 *t, int fd, uint8_t *buf, size_t cap, bool *more);

@@ -380,6 +380,19 @@ static void test_bad_input(void)
     memcpy(rec, wire, (size_t)wlen);
     rec[wlen - 1] ^= 1;
     RD_CHECK_EQ_INT(inject(&p, rec, (size_t)wlen, false), -EBADMSG);
+    /* The client is told why. */
+    SSL_set0_wbio(p.client, BIO_new(BIO_s_mem()));
+    uint8_t b[8];
+    ERR_clear_error();
+    int r = -1;
+    for (int i = 0; i < 100 && r <= 0; i++) {
+        r = SSL_read(p.client, b, sizeof b);
+        if (SSL_get_error(p.client, r) != SSL_ERROR_WANT_READ)
+            break;
+    }
+    RD_CHECK(r <= 0 && SSL_get_error(p.client, r) == SSL_ERROR_SSL);
+    RD_CHECK_EQ_INT(ERR_GET_REASON(ERR_peek_last_error()), SSL_R_SSLV3_ALERT_BAD_RECORD_MAC);
+    ERR_clear_error();
     pair_close(&p);
 
     /* A plaintext record type after the handshake. */
