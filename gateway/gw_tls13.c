@@ -241,7 +241,9 @@ ssize_t gw_tls13_read(gw_tls13 *t, int fd, uint8_t *buf, size_t cap, bool *more)
         return 0;
     if (cap > sizeof rscratch)
         cap = sizeof rscratch;
-    for (;;) {
+    /* Bounded: a client streaming records with nothing in them must not
+     * hold the loop (the socket stays readable; we come back next turn). */
+    for (int round = 0; round < 8; round++) {
         size_t have = t->rlen;
         if (have) {
             memcpy(rscratch, t->rbuf, have);
@@ -324,6 +326,8 @@ ssize_t gw_tls13_read(gw_tls13 *t, int fd, uint8_t *buf, size_t cap, bool *more)
         /* Only a partial record, a KeyUpdate or empty records so far, and
          * the socket has more: read on. */
     }
+    *more = false;
+    return -EAGAIN;
 }
 
 bool gw_tls13_pending(const gw_tls13 *t)
