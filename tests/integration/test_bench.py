@@ -1,9 +1,12 @@
 """roomd-bench churn (connection set-up rate) against the real gateway, plain
 and TLS, and against broken servers: the numbers it reports must come from
 verified handshakes, and failures must be counted, not hidden."""
+import base64
+import hashlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import threading
 
@@ -35,6 +38,78 @@ def test_churn_tls(roomd):
     assert rc == 0, err
     assert r["ok"] == 1 and r["tls"] == 1
     assert r["handshakes"] > 0 and r["failed"] == 0 and r["tls_failed"] == 0
+    # conftest's certificate is ECDSA P-256; the report says what was negotiated
+    assert r["tls_key_bits"] == 256 and r["tls_key_rsa"] == 0
+    assert "TLSv1.3" in err and "server key id-ecPublicKey 256 bits" in err
+    assert "us per handshake" in err
+
+
+class TlsUpgradeServer:
+    """A TLS WebSocket server (Python ssl, any certificate) that answers every
+    upgrade with a correct 101, then the client's close frame with its own."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.answer, args=(c,), daemon=True).start()
+
+    def answer(self, c):
+        try:
+            c.settimeout(5)
+            t = self.ctx.wrap_socket(c, server_side=True)
+            d = b""
+            while b"\r\n\r\n" not in d:
+                r = t.recv(4096)
+                if not r:
+                    return
+                d += r
+            key = [l.split(b":", 1)[1].strip() for l in d.split(b"\r\n")
+                   if l.lower().startswith(b"sec-websocket-key:")][0]
+            acc = base64.b64encode(hashlib.sha1(
+                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            t.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+            if len(t.recv(64)) >= 2:  # the client's close frame
+                t.sendall(b"\x88\x02\x03\xe8")
+            t.close()
+        except (OSError, ssl.SSLError, IndexError):
+            c.close()
+
+    def close(self):
+        self.stop = True
+        self.t.join()
+        self.sock.close()
+
+
+def test_churn_tls_rsa_certificate(tmp_path):
+    key, cert = str(tmp_path / "key.pem"), str(tmp_path / "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    s = TlsUpgradeServer(cert, key)
+    try:
+        rc, r, err = churn(f"wss://127.0.0.1:{s.port}/echo/x", "--conns", "2")
+    finally:
+        s.close()
+    assert rc == 0, err
+    assert r["handshakes"] > 0 and r["failed"] == 0
+    assert r["tls_key_bits"] == 2048 and r["tls_key_rsa"] == 1
+    assert "server key rsaEncryption 2048 bits" in err
 
 
 def test_churn_counts_refused_upgrades(roomd):
