@@ -11,9 +11,11 @@
 # deliveries/s and latency, each row says where the time went:
 #   srv cpu     CPU of the server's processes, % of one core
 #   cli cpu     the client's CPU, % of one core
-#   cli idle    time the client spent blocked in epoll_wait() with nothing
-#               to read, % of the window: near 0 means the client was the
-#               bottleneck; well above 0 means it was waiting for the server
+#   cli idle    time the client was blocked with nothing to read, % of the
+#               window (the window minus its CPU time minus its time waiting
+#               for a CPU, from /proc/self/schedstat): near 0 means the
+#               client was the bottleneck; well above 0, it waited for the
+#               server
 #   msgs/recv   messages per recv() in the client (how much the data queued)
 # Raw JSON: bench/results/onecore-<UTC stamp>.jsonl; a markdown table on
 # stdout. The machine's other load shares the two cores: note the load
@@ -27,21 +29,20 @@ SHARDS=4
 DUR=5
 SERVERS="roomd limit"
 RATES="50 100 200 400 800"
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "onecore.sh: $*" >&2; exit 1; }
+. bench/lib.sh # common_option, build_release, start_pinned, stop_server
 while [ $# -gt 0 ]; do
-    case "$1" in
-        --no-build) BUILD_STEP=0 ;;
-        --duration) DUR=${2:?--duration needs seconds}; shift ;;
-        --servers) SERVERS=${2:?--servers needs a list}; shift ;;
-        --rates) RATES=${2:?--rates needs a list}; shift ;;
-        --shards) SHARDS=${2:?--shards needs a number}; shift ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "onecore.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
-    esac
-    shift
+    common_option "$@"
+    if [ "$COMMON_SHIFT" = 0 ]; then
+        case "$1" in
+            --rates) RATES=${2:?--rates needs a list}; shift ;;
+            *) echo "onecore.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+        esac
+        COMMON_SHIFT=1
+    fi
+    shift "$COMMON_SHIFT"
 done
-case "$DUR" in ''|*[!0-9]*) echo "onecore.sh: --duration takes whole seconds" >&2; exit 2 ;; esac
-[ "$DUR" -ge 1 ] && [ "$DUR" -le 15 ] || { echo "onecore.sh: --duration must be 1..15" >&2; exit 2; }
 for s in $SERVERS; do
     case "$s" in roomd|limit) ;; *) echo "onecore.sh: unknown server '$s' (roomd, limit)" >&2; exit 2 ;; esac
 done
@@ -49,9 +50,6 @@ for r in $RATES; do
     case "$r" in ''|*[!0-9]*|0) echo "onecore.sh: bad rate '$r'" >&2; exit 2 ;; esac
 done
 
-die() { echo "onecore.sh: $*" >&2; exit 1; }
-
-. bench/lib.sh # build_release, free_port, ws_ready, stop_server
 BUILD=build-rel
 [ "$BUILD_STEP" = 1 ] && build_release "$BUILD" onecore-sh-ninja.log
 GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
@@ -70,36 +68,9 @@ cleanup() { stop_server; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start() {
-    PORT=$(free_port) || die "no free port"
-    case "$1" in
-        roomd)
-            mkdir -p "$TMP/run" "$TMP/data"
-            taskset -c 0 "$GATEWAY" --shards "$SHARDS" --listen "127.0.0.1:$PORT" \
-                --run-dir "$TMP/run" --data-dir "$TMP/data" --log-level warn \
-                --max-per-ip 0 --msg-rate 0 >>"$TMP/server.log" 2>&1 &
-            ;;
-        limit)
-            taskset -c 0 "$LIMIT" --port "$PORT" >>"$TMP/server.log" 2>&1 &
-            ;;
-    esac
-    SRV_PID=$!
-    local i
-    for i in $(seq 150); do
-        kill -0 "$SRV_PID" 2>/dev/null || { tail -20 "$TMP/server.log" >&2; die "$1 exited at startup"; }
-        if ws_ready "$PORT"; then
-            SRV_CHILDREN=$(pgrep -P "$SRV_PID" 2>/dev/null | tr '\n' ' ')
-            SRV_PIDS=$(echo "$SRV_PID $SRV_CHILDREN" | xargs | tr ' ' ',')
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$1 did not accept WebSocket connections within 15 s"
-}
-
 for srv in $SERVERS; do
     echo "onecore.sh: $srv ..." >&2
-    start "$srv"
+    start_pinned "$srv" 0 "$TMP/$srv"
     for rate in $RATES; do
         load=$(cut -d' ' -f1 /proc/loadavg)
         out=$(timeout --kill-after=5 $((DUR + 40)) taskset -c 1 "$BENCH" fanout \
@@ -110,12 +81,13 @@ for srv in $SERVERS; do
         out=$(printf '%s\n' "$out" | grep -m1 '^{' || true)
         if [ -z "$out" ]; then
             tail -3 "$TMP/bench.err" >&2
+            echo "  (server log: $TMP/$srv/server.log)" >&2
             out='{"ok":0}'
         fi
         printf '{"server":"%s","rate":%s,"exit":%s,"loadavg":%s,%s\n' "$srv" "$rate" "$rc" "$load" \
             "${out#\{}" >>"$RESULTS"
         echo "  $srv $rate msg/s: exit $rc (load $load)" >&2
-        kill -0 "$SRV_PID" 2>/dev/null || die "$srv died (log: $TMP/server.log)"
+        kill -0 "$SRV_PID" 2>/dev/null || die "$srv died (log: $TMP/$srv/server.log)"
     done
     stop_server
 done
@@ -133,7 +105,7 @@ for r in rows:
     pct = lambda x: f"{100 * x / w:.0f} %"
     print(f"| {r['server']} | {r['rate']} | {r['deliveries_per_s']:,.0f} | {r['lost']} "
           f"| {r['latency_ms_p50']:.1f} / {r['latency_ms_p99']:.1f} | {pct(r['cpu_s_total'])} "
-          f"| {pct(r['client_cpu_s'])} | {pct(r['client_idle_s'])} "
+          f"| {pct(r['client_cpu_s'])} | {pct(max(w - r['client_cpu_s'] - r['client_runq_s'], 0))} "
           f"| {r['window_msgs_in'] / max(r['window_recv_calls'], 1):.2f} | {r['loadavg']} |")
 PY
 echo "Raw JSON lines: ${RESULTS#"$ROOT"/}"

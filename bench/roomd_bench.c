@@ -381,8 +381,6 @@ static struct {
     uint64_t sent, send_skipped, expected, delivered, delivered_win, dups, reordered, unexpected;
     uint64_t proto_errors, pings, bytes_in, bytes_out;
     uint64_t recvs, waits; /* recv() calls that returned data; epoll_wait() calls */
-    uint64_t wait_ns;      /* time inside epoll_wait() in the measured window: ~0 means the
-                              client always had work, i.e. it was the bottleneck */
     uint32_t n_pmd;                     /* connections that negotiated deflate */
     uint64_t msgs_in, msgs_z_in;        /* data messages received; of those compressed */
     uint64_t z_in_bytes, z_infl_bytes;  /* compressed payload bytes in; after inflating */
@@ -392,6 +390,7 @@ static struct {
     uint64_t win_t0, win_t1, win_ccpu0, win_ccpu1;
     uint64_t win_bin0, win_bout0, win_bin1, win_bout1;
     uint64_t win_rc0, win_rc1, win_msg0, win_msg1; /* recv() calls, data messages */
+    uint64_t win_rq0, win_rq1; /* time runnable but waiting for a CPU (/proc/self/schedstat) */
     uint64_t cpu0[MAX_CPU_PIDS], cpu1[MAX_CPU_PIDS]; /* utime+stime, clock ticks */
     bool cpu_ok[MAX_CPU_PIDS];
     uint64_t prog_a, prog_b;
@@ -1538,8 +1537,6 @@ static void loop_once(uint64_t deadline)
         n = 0;
     }
     G.now = now_ns();
-    if (G.win_started && !G.win_done)
-        G.wait_ns += G.now - t;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == TIMER_TAG) {
             uint64_t exp;
@@ -1643,6 +1640,24 @@ static bool proc_cpu_ticks(pid_t pid, uint64_t *ticks)
     return false;
 }
 
+/* ns this process has spent runnable but waiting for a CPU (the second field
+ * of /proc/self/schedstat); 0 if the kernel does not say. The window minus
+ * our CPU time minus this is the time we were blocked with nothing to do. */
+static uint64_t self_runq_ns(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1u);
+    close(fd);
+    unsigned long long run, wait;
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+}
+
 static uint64_t self_cpu_ns(void)
 {
     struct timespec ts;
@@ -1660,6 +1675,7 @@ static void window_check(void)
     for (uint32_t i = 0; i < G.ncpu_pids; i++)
         G.cpu_ok[i] = proc_cpu_ticks(G.cpu_pids[i], &G.cpu0[i]);
     G.win_ccpu0 = self_cpu_ns();
+    G.win_rq0 = self_runq_ns();
     G.win_bin0 = G.bytes_in;
     G.win_bout0 = G.bytes_out;
     G.win_rc0 = G.recvs;
@@ -1678,6 +1694,7 @@ static void window_close(void)
     G.win_rc1 = G.recvs;
     G.win_msg1 = G.msgs_in;
     G.win_ccpu1 = self_cpu_ns();
+    G.win_rq1 = self_runq_ns();
     for (uint32_t i = 0; i < G.ncpu_pids; i++)
         G.cpu_ok[i] = G.cpu_ok[i] && proc_cpu_ticks(G.cpu_pids[i], &G.cpu1[i]);
 }
@@ -1847,12 +1864,13 @@ static size_t server_frame_hdr(uint8_t *p, size_t len)
     return 10;
 }
 
-/* Reads exactly n bytes from a blocking fd (SO_RCVTIMEO bounds each read). */
-static bool read_full(int fd, void *buf, size_t n)
+/* Reads (out: sends, fd is a socket) exactly n bytes on a blocking fd;
+ * SO_RCVTIMEO/SO_SNDTIMEO bound each call. */
+static bool io_full(int fd, void *buf, size_t n, bool out)
 {
     uint8_t *p = buf;
     while (n) {
-        ssize_t r = read(fd, p, n);
+        ssize_t r = out ? send(fd, p, n, MSG_NOSIGNAL) : read(fd, p, n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -1863,19 +1881,14 @@ static bool read_full(int fd, void *buf, size_t n)
     return true;
 }
 
+static bool read_full(int fd, void *buf, size_t n)
+{
+    return io_full(fd, buf, n, false);
+}
+
 static bool write_full(int fd, const void *buf, size_t n)
 {
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
+    return io_full(fd, (void *)buf, n, true); /* only read from when out */
 }
 
 /* Child: answers one upgrade request on fd; returns the room or -1. */
@@ -2763,9 +2776,11 @@ static void report(FILE *out)
         fprintf(out, "  %-22s %.3f s: client cpu %.3f s, %.1f MB in, %.1f MB out\n",
                 "cpu/traffic window", ws, ccpu, (double)(G.win_bin1 - G.win_bin0) / 1e6,
                 (double)(G.win_bout1 - G.win_bout0) / 1e6);
-        fprintf(out, "  %-22s %.3f s (%.1f %% of the window; near 0: the client was the bottleneck)\n",
-                "client idle (epoll)", (double)G.wait_ns / 1e9,
-                ws > 0 ? 100.0 * (double)G.wait_ns / 1e9 / ws : 0.0);
+        double rq = (double)(G.win_rq1 - G.win_rq0) / 1e9, idle = ws - ccpu - rq;
+        fprintf(out, "  %-22s %.1f %% of the window (%.1f %% waiting for a CPU; near 0 idle: the\n"
+                     "  %-22s client was the bottleneck)\n",
+                "client idle", ws > 0 ? 100.0 * (idle > 0 ? idle : 0.0) / ws : 0.0,
+                ws > 0 ? 100.0 * rq / ws : 0.0, "");
         if (G.mode != MODE_ECHO && G.delivered_win && ccpu > 0)
             fprintf(out, "  %-22s %.0f ns per delivery (%.2fM deliveries per client CPU second)\n",
                     "client cpu cost", ccpu * 1e9 / (double)G.delivered_win,
@@ -2813,10 +2828,10 @@ static void report_json(FILE *out, bool ok)
     if (G.win_done) {
         fprintf(out,
                 ",\"window_s\":%.6f,\"window_bytes_in\":%" PRIu64 ",\"window_bytes_out\":%" PRIu64
-                ",\"client_cpu_s\":%.6f,\"client_idle_s\":%.6f,\"window_recv_calls\":%" PRIu64
+                ",\"client_cpu_s\":%.6f,\"client_runq_s\":%.6f,\"window_recv_calls\":%" PRIu64
                 ",\"window_msgs_in\":%" PRIu64,
                 (double)(G.win_t1 - G.win_t0) / 1e9, G.win_bin1 - G.win_bin0, G.win_bout1 - G.win_bout0,
-                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9, (double)G.wait_ns / 1e9,
+                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9, (double)(G.win_rq1 - G.win_rq0) / 1e9,
                 G.win_rc1 - G.win_rc0, G.win_msg1 - G.win_msg0);
         double tot = 0;
         bool all = true;
