@@ -6,7 +6,7 @@
 #                      [--rounds N] [--duration S] [--no-build] [--shards N]
 #
 # Every round starts each server in turn on CPU 0 (taskset) with the same
-# certificate (--cert, default rsa2048; one certificate for the whole
+# certificate (--cert, default rsa3072; one certificate for the whole
 # invocation), runs `roomd-bench churn` over wss:// on CPU 1 (32 connections
 # at a time, full TLS 1.3 handshakes, no resumption) for --duration (5) s
 # with the server's processes in --cpu-pids, and stops it. --rounds (3)
@@ -24,9 +24,9 @@ BUILD_STEP=1
 SHARDS=4
 DUR=5
 ROUNDS=3
-CERT=rsa2048
+CERT=rsa3072
 SERVERS="roomd node"
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "churn_tls.sh: $*" >&2; exit 1; }
 . bench/lib.sh # common_option, build_release, start_pinned, stop_server, make_cert
 while [ $# -gt 0 ]; do

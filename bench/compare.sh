@@ -25,12 +25,13 @@
 #   idle, idle_tls  bench/idle_rss.py: RSS of the server's process tree per
 #                 idle WebSocket (--idle-conns, default 5000)
 #   churn, churn_tls  roomd-bench churn, 32 at a time: handshakes/s. Every
-#                 TLS server uses the same certificate, RSA-2048 by default
-#                 (--cert): with ECDSA P-256 the OpenSSL 3.0 client spends
-#                 about as much CPU per full handshake as a server, so the
-#                 client's core set the rate; an RSA-2048 signature adds
-#                 ~0.3 ms per handshake on the server's side and makes the
-#                 client's verify cheaper (bench/README.md, churn)
+#                 TLS server uses the same certificate, RSA-3072 by default
+#                 (--cert). The OpenSSL 3.0 client spends ~0.7 ms of CPU per
+#                 full handshake: with ECDSA P-256 that is more than roomd
+#                 spends (the client's core set the rate), with RSA-2048
+#                 about as much; with RSA-3072 the servers' signatures make
+#                 them the limit (servers at 98-100 % of their core, client
+#                 ~35 %; bench/README.md, churn; bench/churn_tls.sh)
 #   counter       echo --message '{"op":"increment"}' x 50 connections on one
 #                 durable counter (roomd, roomd-full, workerd)
 # Output: a markdown table with ratios and the issue's acceptance checks on
@@ -53,8 +54,8 @@ DUR=5
 SERVERS="roomd limit node workerd"
 RATES="10 20 50 100 200 300 400 600 800 1000 1200"
 IDLE_CONNS=5000
-CERT=rsa2048
-usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; }
+CERT=rsa3072
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-pin) PIN=0 ;;

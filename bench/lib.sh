@@ -136,9 +136,9 @@ start_pinned() {
 }
 
 # make_cert KIND DIR: a self-signed certificate for localhost/127.0.0.1 in
-# DIR/cert.pem and DIR/key.pem. KIND: rsa2048 (the default of compare.sh and
-# churn_tls.sh: the server's RSA signature dominates a full handshake, the
-# client's RSA verify is cheap), rsa3072, or ec256 (ECDSA P-256: cheap to
+# DIR/cert.pem and DIR/key.pem. KIND: rsa3072 (the default of compare.sh and
+# churn_tls.sh: the server's RSA signature dominates a full handshake and
+# the client's RSA verify is cheap), rsa2048, or ec256 (ECDSA P-256: cheap to
 # sign, and the client's verify costs more than the server's signature).
 make_cert() {
     local kind=$1 dir=$2 alg

@@ -29,7 +29,7 @@ SHARDS=4
 DUR=5
 SERVERS="roomd limit"
 RATES="50 100 200 400 800"
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "onecore.sh: $*" >&2; exit 1; }
 . bench/lib.sh # common_option, build_release, start_pinned, stop_server
 while [ $# -gt 0 ]; do
