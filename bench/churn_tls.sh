@@ -20,15 +20,13 @@ set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-BUILD_STEP=1
-SHARDS=4
-DUR=5
 ROUNDS=3
 CERT=rsa3072
 SERVERS="roomd node"
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "churn_tls.sh: $*" >&2; exit 1; }
-. bench/lib.sh # common_option, build_release, start_pinned, stop_server, make_cert
+. bench/lib.sh # common_option, release_binaries, start_pinned, stop_server, make_cert
+common_defaults # BUILD_STEP, SHARDS, DUR
 while [ $# -gt 0 ]; do
     common_option "$@"
     if [ "$COMMON_SHIFT" = 0 ]; then
@@ -47,11 +45,7 @@ for s in $SERVERS; do
     case "$s" in roomd|node) ;; *) echo "churn_tls.sh: unknown server '$s' (roomd, node)" >&2; exit 2 ;; esac
 done
 
-BUILD=build-rel
-[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" churn-tls-sh-ninja.log
-GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
-BENCH=$ROOT/$BUILD/bench/roomd-bench
-for b in "$GATEWAY" "$BENCH"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
+release_binaries churn-tls-sh-ninja.log # BUILD, GATEWAY, BENCH, LIMIT
 NODE=$(command -v node || true)
 case " $SERVERS " in *" node "*)
     [ -n "$NODE" ] && [ -d bench/peers/node-ws/node_modules/ws ] ||

@@ -91,13 +91,8 @@ PUBLISHERS=2
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 # ---- build and install -------------------------------------------------------
-. bench/lib.sh # build_release, free_port, ws_ready, stop_server (from the repository root)
-BUILD=build-rel
-[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" compare-sh-ninja.log
-GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
-BENCH=$ROOT/$BUILD/bench/roomd-bench
-LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
-for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
+. bench/lib.sh # release_binaries, free_port, ws_ready, stop_server (from the repository root)
+release_binaries compare-sh-ninja.log # BUILD, GATEWAY, BENCH, LIMIT
 
 NODE=$(command -v node || true)
 PEERS=$ROOT/bench/peers

@@ -155,6 +155,13 @@ make_cert() {
 
 usage_error() { echo "$(basename "$0"): $*" >&2; exit 2; }
 
+# The defaults of the options common_option parses.
+common_defaults() {
+    BUILD_STEP=1
+    SHARDS=4
+    DUR=5
+}
+
 # common_option "$@": the options bench/onecore.sh and bench/churn_tls.sh
 # share: --no-build, --duration S (whole seconds, 1..15: runs stay under
 # 20 s), --servers LIST, --shards N, --help (the script's usage()). Sets
@@ -174,4 +181,17 @@ common_option() {
         -h|--help) usage; exit 0 ;;
         *) COMMON_SHIFT=0 ;;
     esac
+}
+
+# release_binaries LOG: the release build in build-rel (unless BUILD_STEP=0;
+# ninja's output in build-rel/LOG); sets BUILD, GATEWAY, BENCH, LIMIT
+# (absolute; the script's ROOT) and dies if one of them is missing.
+release_binaries() {
+    BUILD=build-rel
+    [ "${BUILD_STEP:-1}" = 1 ] && build_release "$BUILD" "$1"
+    GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
+    BENCH=$ROOT/$BUILD/bench/roomd-bench
+    LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
+    local b
+    for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
 }

@@ -24,14 +24,12 @@ set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-BUILD_STEP=1
-SHARDS=4
-DUR=5
 SERVERS="roomd limit"
 RATES="50 100 200 400 800"
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "onecore.sh: $*" >&2; exit 1; }
-. bench/lib.sh # common_option, build_release, start_pinned, stop_server
+. bench/lib.sh # common_option, release_binaries, start_pinned, stop_server
+common_defaults # BUILD_STEP, SHARDS, DUR
 while [ $# -gt 0 ]; do
     common_option "$@"
     if [ "$COMMON_SHIFT" = 0 ]; then
@@ -50,12 +48,7 @@ for r in $RATES; do
     case "$r" in ''|*[!0-9]*|0) echo "onecore.sh: bad rate '$r'" >&2; exit 2 ;; esac
 done
 
-BUILD=build-rel
-[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" onecore-sh-ninja.log
-GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
-BENCH=$ROOT/$BUILD/bench/roomd-bench
-LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
-for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
+release_binaries onecore-sh-ninja.log # BUILD, GATEWAY, BENCH, LIMIT
 command -v taskset >/dev/null || die "needs taskset (util-linux)"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs"
 

@@ -1713,6 +1713,26 @@ static double window_cpu_s(uint32_t i)
 /* ------------------------------------------------------------------------ */
 /* Phases                                                                    */
 
+/* The run starts now: warmup, then the measured --duration. */
+static void start_run_clock(void)
+{
+    G.now = G.t_run0 = now_ns();
+    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
+    G.run_end = G.warm_end + s_to_ns(G.duration);
+}
+
+/* The loop until the run's end: opens the measured window at warm_end,
+ * progress once a second. */
+static void run_until_end(void)
+{
+    uint64_t next = G.t_run0 + NS_PER_S;
+    while (!g_stop && !timed_out(G.run_end)) {
+        loop_once(G.run_end);
+        window_check();
+        progress(&next, G.t_run0);
+    }
+}
+
 static void phase_connect(void)
 {
     G.connecting = true;
@@ -1731,19 +1751,12 @@ static void phase_connect(void)
 
 static void phase_echo(void)
 {
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     G.sending = true;
     for (uint32_t i = 0; i < G.conns; i++)
         echo_send(&G.c[i]);
     flush_dirty();
-    uint64_t next = G.t_run0 + NS_PER_S;
-    while (!g_stop && !timed_out(G.run_end)) {
-        loop_once(G.run_end);
-        window_check();
-        progress(&next, G.t_run0);
-    }
+    run_until_end();
     window_close();
     G.sending = false;
     G.now = now_ns();
@@ -1759,9 +1772,7 @@ static void phase_fanout(void)
     uint64_t settle_end = now_ns() + s_to_ns(G.settle);
     while (!g_stop && !timed_out(settle_end))
         loop_once(settle_end);
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     G.total_msgs = (uint64_t)llround((G.warmup + G.duration) * G.rate);
     G.sched = 0;
 
@@ -1770,12 +1781,7 @@ static void phase_fanout(void)
     publish_due(); /* message 0 goes out at t=0 */
     arm_timer();
     flush_dirty();
-    uint64_t next = G.t_run0 + NS_PER_S;
-    while (!g_stop && !timed_out(G.run_end)) {
-        loop_once(G.run_end);
-        window_check();
-        progress(&next, G.t_run0);
-    }
+    run_until_end();
     G.now = now_ns();
     if (!g_stop)
         publish_due(); /* whatever is still due up to run_end */
@@ -2112,18 +2118,11 @@ static bool sink_poll_result(void)
 
 static void phase_sink(void)
 {
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     if (write(SK.go_fd, &G.run_end, sizeof G.run_end) != (ssize_t)sizeof G.run_end)
         die("sink: the sender is gone");
     window_check();
-    uint64_t next = G.t_run0 + NS_PER_S;
-    while (!g_stop && !timed_out(G.run_end)) {
-        loop_once(G.run_end);
-        window_check();
-        progress(&next, G.t_run0);
-    }
+    run_until_end();
     G.now = now_ns();
     window_close();
     uint64_t end = G.now < G.run_end ? G.now : G.run_end;
@@ -2564,9 +2563,7 @@ static void phase_churn(void)
         SSL_CTX_set_session_cache_mode(CH.ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_mode(CH.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
     }
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     CH.running = true;
     uint64_t next = G.t_run0 + NS_PER_S;
     uint64_t prev = 0;
