@@ -3,7 +3,7 @@
 #
 #   bench/compare.sh [--no-pin] [--quick] [--no-build] [--duration S]
 #                    [--servers "roomd limit node workerd"] [--rates "10 20 50 ..."]
-#                    [--idle-conns N] [--shards N]
+#                    [--idle-conns N] [--shards N] [--cert rsa2048|rsa3072|ec256]
 #
 # Servers, each started in turn on free loopback ports, run through every
 # scenario, then stopped by PID (only processes started here):
@@ -24,7 +24,14 @@
 #                 < 97 % of rate x 999 x (window - p50 latency) / window)
 #   idle, idle_tls  bench/idle_rss.py: RSS of the server's process tree per
 #                 idle WebSocket (--idle-conns, default 5000)
-#   churn, churn_tls  roomd-bench churn, 32 at a time: handshakes/s
+#   churn, churn_tls  roomd-bench churn, 32 at a time: handshakes/s. Every
+#                 TLS server uses the same certificate, RSA-3072 by default
+#                 (--cert). The OpenSSL 3.0 client spends ~0.7 ms of CPU per
+#                 full handshake: with ECDSA P-256 that is more than roomd
+#                 spends (the client's core set the rate), with RSA-2048
+#                 about as much; with RSA-3072 the servers' signatures make
+#                 them the limit (servers at 98-100 % of their core, client
+#                 ~35 %; bench/README.md, churn; bench/churn_tls.sh)
 #   counter       echo --message '{"op":"increment"}' x 50 connections on one
 #                 durable counter (roomd, roomd-full, workerd)
 # Output: a markdown table with ratios and the issue's acceptance checks on
@@ -47,7 +54,8 @@ DUR=5
 SERVERS="roomd limit node workerd"
 RATES="10 20 50 100 200 300 400 600 800 1000 1200"
 IDLE_CONNS=5000
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
+CERT=rsa3072
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-pin) PIN=0 ;;
@@ -59,6 +67,7 @@ while [ $# -gt 0 ]; do
         --rates) RATES=${2:?--rates needs a list}; shift ;;
         --idle-conns) IDLE_CONNS=${2:?--idle-conns needs a number}; shift ;;
         --shards) SHARDS=${2:?--shards needs a number}; shift ;;
+        --cert) CERT=${2:?--cert needs rsa2048, rsa3072 or ec256}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "compare.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -69,6 +78,7 @@ if [ "$QUICK" = 1 ]; then
 fi
 case "$DUR" in ''|*[!0-9]*) echo "compare.sh: --duration takes whole seconds" >&2; exit 2 ;; esac
 [ "$DUR" -ge 1 ] && [ "$DUR" -le 15 ] || { echo "compare.sh: --duration must be 1..15 (runs stay under 20 s)" >&2; exit 2; }
+case "$CERT" in rsa2048|rsa3072|ec256) ;; *) echo "compare.sh: --cert: rsa2048, rsa3072 or ec256" >&2; exit 2 ;; esac
 for s in $SERVERS; do
     case "$s" in roomd|limit|node|workerd) ;; *) echo "compare.sh: unknown server '$s'" >&2; exit 2 ;; esac
 done
@@ -81,13 +91,8 @@ PUBLISHERS=2
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 # ---- build and install -------------------------------------------------------
-. bench/lib.sh # build_release, free_port, ws_ready, stop_server (from the repository root)
-BUILD=build-rel
-[ "$BUILD_STEP" = 1 ] && build_release "$BUILD" compare-sh-ninja.log
-GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
-BENCH=$ROOT/$BUILD/bench/roomd-bench
-LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
-for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
+. bench/lib.sh # release_binaries, free_port, ws_ready, stop_server (from the repository root)
+release_binaries compare-sh-ninja.log # BUILD, GATEWAY, BENCH, LIMIT
 
 NODE=$(command -v node || true)
 PEERS=$ROOT/bench/peers
@@ -133,9 +138,7 @@ mkdir -p bench/results
 RESULTS=$ROOT/bench/results/compare-$STAMP.jsonl
 REPORT=$ROOT/bench/results/compare-$STAMP.md
 : >"$RESULTS"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-    -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
+make_cert "$CERT" "$TMP"
 
 
 cleanup() {
@@ -148,7 +151,7 @@ trap 'exit 130' INT TERM
 # start_server NAME: sets SRV_PID, PORT, TLS_PORT ("" without TLS), SRV_PIDS
 # (the process tree, comma-separated, for --cpu-pids)
 start_server() {
-    local name=$1 i
+    local name=$1
     PORT=$(free_port) || die "no free port"
     TLS_PORT=$(free_port) || die "no free port"
     local log=$TMP/server-$name.log
@@ -183,17 +186,7 @@ start_server() {
             ;;
     esac
     SRV_PID=$!
-    for i in $(seq 150); do
-        kill -0 "$SRV_PID" 2>/dev/null || { tail -20 "$log" >&2; die "$name exited at startup"; }
-        if ws_ready "$PORT"; then
-            SRV_CHILDREN=$(pgrep -P "$SRV_PID" 2>/dev/null | tr '\n' ' ')
-            SRV_PIDS=$(echo "$SRV_PID $SRV_CHILDREN" | xargs | tr ' ' ',')
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -20 "$log" >&2
-    die "$name did not accept WebSocket connections within 15 s"
+    wait_ready "$name" "$log"
 }
 
 # record SERVER SCENARIO RATE JSON EXIT
@@ -248,12 +241,12 @@ sustained() { /usr/bin/python3 bench/compare_report.py --sustained "$RESULTS"; }
 alive_or_die() { kill -0 "$SRV_PID" 2>/dev/null || die "$1 died during the run (log: $TMP/server-$1.log)"; }
 
 # ---- run --------------------------------------------------------------------
-printf '{"scenario":"meta","timestamp":"%s","git":"%s","pin":%s,"shards":%s,"nproc":%s,"loadavg":"%s","kernel":"%s","duration":%s,"idle_conns":%s,"servers":"%s","node":"%s","ws":"%s","workerd":"%s","openssl":"%s"}\n' \
+printf '{"scenario":"meta","timestamp":"%s","git":"%s","pin":%s,"shards":%s,"nproc":%s,"loadavg":"%s","kernel":"%s","duration":%s,"idle_conns":%s,"servers":"%s","node":"%s","ws":"%s","workerd":"%s","openssl":"%s","cert":"%s"}\n' \
     "$STAMP" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$PIN" "$SHARDS" "$(nproc)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)" "$(uname -r)" "$DUR" "$IDLE_CONNS" "$SERVERS" \
     "$([ -n "$NODE" ] && "$NODE" --version)" \
     "$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$PEERS/node-ws/node_modules/ws/package.json" 2>/dev/null | head -1)" \
-    "$([ -n "$WORKERD" ] && "$WORKERD" --version 2>/dev/null)" "$(openssl version)" >>"$RESULTS"
+    "$([ -n "$WORKERD" ] && "$WORKERD" --version 2>/dev/null)" "$(openssl version)" "$CERT" >>"$RESULTS"
 load1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
     echo "compare.sh: warning: load average $load1 > 0.5; results will be noisy" >&2

@@ -9,6 +9,7 @@ import json
 import sys
 
 PEERS = ("limit", "node", "workerd")
+RES = {}  # (server, scenario) -> its JSON line, for the row helpers
 
 
 def load(path):
@@ -52,6 +53,18 @@ def best_fan(rows, srv):
     return ok[-1] if ok else None
 
 
+def tls_cpu_per_hs(key):
+    """CPU seconds (the server's processes, or the client's) in the churn_tls
+    window per handshake verified in it, in µs: which side a handshake costs
+    more, and so which side set the rate."""
+    def f(srv):
+        r = RES.get((srv, "churn_tls"))
+        if not good(r) or not r.get("handshakes") or r.get(key) is None or r[key] < 0:
+            return None
+        return r[key] * 1e6 / r["handshakes"]
+    return f
+
+
 def fmt(v, kind="num"):
     if v is None:
         return "n/a"
@@ -72,6 +85,7 @@ def main():
         last = [l for l in open(sys.argv[2]) if l.strip()][-1]
         sys.exit(0 if sustained(json.loads(last)) else 1)
     meta, rows, res = load(sys.argv[1])
+    RES.update(res)
     servers = [s for s in ("roomd",) + PEERS
                if any(r.get("server") == s for r in rows)]
     peers = [s for s in servers if s != "roomd"]
@@ -109,9 +123,14 @@ def main():
         ("", "TLS", "bytes", lambda s: get(s, "idle_tls", "bytes_per_conn")),
         ("connection churn", "handshakes/s plaintext", "int", lambda s: get(s, "churn", "handshakes_per_s")),
         ("", "handshakes/s TLS", "int", lambda s: get(s, "churn_tls", "handshakes_per_s")),
+        ("", "server CPU per TLS handshake (µs)", "num", tls_cpu_per_hs("cpu_s_total")),
+        ("", "client CPU per TLS handshake (µs)", "num", tls_cpu_per_hs("client_cpu_s")),
         ("durable counter, 50 conns", "increments/s", "int", lambda s: get(s, "counter", "round_trips_per_s")),
     ]
     print(f"## roomd vs peers — {meta.get('timestamp', '?')}")
+    if meta.get("cert"):
+        print()
+        print(f"TLS certificate (every server): {meta['cert']}")
     print()
     print(f"git {meta.get('git', '?')}, roomd --shards {meta.get('shards', '?')}, "
           f"{'pinned: servers on CPU 0, clients on CPU 1' if meta.get('pin') else 'not pinned'}, "

@@ -1,5 +1,5 @@
-# Shared by bench/run.sh, bench/compress_cpu.sh and bench/federation.sh
-# (sourced, not run).
+# Shared by bench/run.sh, bench/compress_cpu.sh, bench/federation.sh,
+# bench/compare.sh, bench/onecore.sh and bench/churn_tls.sh (sourced, not run).
 
 # build_release DIR LOG [TARGET...]: the release build in DIR (meson setup on
 # first use, then ninja); on failure the log's tail and exit 1.
@@ -77,4 +77,121 @@ stop_server() {
         fi
     done
     SRV_CHILDREN=
+}
+
+# wait_ready NAME LOG: waits up to 15 s until the server just started as
+# SRV_PID answers a WebSocket echo on PORT; then sets SRV_CHILDREN and
+# SRV_PIDS (the process tree, comma-separated, for --cpu-pids). Calls the
+# script's die() if the server exits or never answers.
+wait_ready() {
+    local name=$1 log=$2 i
+    for i in $(seq 150); do
+        kill -0 "$SRV_PID" 2>/dev/null || { tail -20 "$log" >&2; die "$name exited at startup"; }
+        if ws_ready "$PORT"; then
+            SRV_CHILDREN=$(pgrep -P "$SRV_PID" 2>/dev/null | tr '\n' ' ')
+            SRV_PIDS=$(echo "$SRV_PID $SRV_CHILDREN" | xargs | tr ' ' ',')
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -20 "$log" >&2
+    die "$name did not accept WebSocket connections within 15 s"
+}
+
+# start_pinned NAME CPU DIR [CERT KEY]: starts roomd (gateway + $SHARDS
+# shards), limit (no TLS) or node on CPU, on free loopback ports PORT and,
+# with a certificate, TLS_PORT; its files and log go to DIR. Uses GATEWAY,
+# LIMIT, NODE (the script's binaries) and waits until it answers.
+start_pinned() {
+    local name=$1 cpu=$2 dir=$3 cert=${4:-} key=${5:-}
+    PORT=$(free_port) || die "no free port"
+    TLS_PORT=
+    local tls=()
+    if [ -n "$cert" ]; then
+        TLS_PORT=$(free_port) || die "no free port"
+    fi
+    mkdir -p "$dir"
+    case "$name" in
+        roomd)
+            [ -n "$cert" ] && tls=(--tls-listen "127.0.0.1:$TLS_PORT" --cert "$cert" --key "$key")
+            rm -rf "$dir/run" "$dir/data"
+            mkdir -p "$dir/run" "$dir/data"
+            taskset -c "$cpu" "$GATEWAY" --shards "${SHARDS:-4}" --listen "127.0.0.1:$PORT" "${tls[@]}" \
+                --run-dir "$dir/run" --data-dir "$dir/data" --log-level warn \
+                --max-per-ip 0 --msg-rate 0 >>"$dir/server.log" 2>&1 &
+            ;;
+        limit)
+            [ -z "$cert" ] || die "the limit server has no TLS"
+            taskset -c "$cpu" "$LIMIT" --port "$PORT" >>"$dir/server.log" 2>&1 &
+            ;;
+        node)
+            [ -n "$cert" ] && tls=(--tls-port "$TLS_PORT" --cert "$cert" --key "$key")
+            taskset -c "$cpu" "$NODE" bench/peers/node-ws/server.js --port "$PORT" "${tls[@]}" \
+                >>"$dir/server.log" 2>&1 &
+            ;;
+        *) die "unknown server '$name'" ;;
+    esac
+    SRV_PID=$!
+    wait_ready "$name" "$dir/server.log"
+}
+
+# make_cert KIND DIR: a self-signed certificate for localhost/127.0.0.1 in
+# DIR/cert.pem and DIR/key.pem. KIND: rsa3072 (the default of compare.sh and
+# churn_tls.sh: the server's RSA signature dominates a full handshake and
+# the client's RSA verify is cheap), rsa2048, or ec256 (ECDSA P-256: cheap to
+# sign, and the client's verify costs more than the server's signature).
+make_cert() {
+    local kind=$1 dir=$2 alg
+    case "$kind" in
+        rsa2048) alg=(-newkey rsa:2048) ;;
+        rsa3072) alg=(-newkey rsa:3072) ;;
+        ec256) alg=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+        *) die "unknown certificate kind '$kind' (rsa2048, rsa3072, ec256)" ;;
+    esac
+    openssl req -x509 "${alg[@]}" -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
+}
+
+usage_error() { echo "$(basename "$0"): $*" >&2; exit 2; }
+
+# The defaults of the options common_option parses.
+common_defaults() {
+    BUILD_STEP=1
+    SHARDS=4
+    DUR=5
+}
+
+# common_option "$@": the options bench/onecore.sh and bench/churn_tls.sh
+# share: --no-build, --duration S (whole seconds, 1..15: runs stay under
+# 20 s), --servers LIST, --shards N, --help (the script's usage()). Sets
+# BUILD_STEP, DUR, SERVERS, SHARDS; COMMON_SHIFT is how many words it took
+# (0: not one of these).
+common_option() {
+    COMMON_SHIFT=2
+    case "$1" in
+        --no-build) BUILD_STEP=0; COMMON_SHIFT=1 ;;
+        --duration)
+            DUR=${2:-}
+            case "$DUR" in ''|*[!0-9]*) usage_error "--duration takes whole seconds" ;; esac
+            [ "$DUR" -ge 1 ] && [ "$DUR" -le 15 ] || usage_error "--duration must be 1..15"
+            ;;
+        --servers) SERVERS=${2:?--servers needs a list} ;;
+        --shards) SHARDS=${2:?--shards needs a number} ;;
+        -h|--help) usage; exit 0 ;;
+        *) COMMON_SHIFT=0 ;;
+    esac
+}
+
+# release_binaries LOG: the release build in build-rel (unless BUILD_STEP=0;
+# ninja's output in build-rel/LOG); sets BUILD, GATEWAY, BENCH, LIMIT
+# (absolute; the script's ROOT) and dies if one of them is missing.
+release_binaries() {
+    BUILD=build-rel
+    [ "${BUILD_STEP:-1}" = 1 ] && build_release "$BUILD" "$1"
+    GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
+    BENCH=$ROOT/$BUILD/bench/roomd-bench
+    LIMIT=$ROOT/$BUILD/bench/peers/roomd-limit-server
+    local b
+    for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
 }

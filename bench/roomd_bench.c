@@ -48,6 +48,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -57,10 +59,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,7 +298,7 @@ static void ws_accept_for(const char *key, char out[29])
 /* ------------------------------------------------------------------------ */
 /* State                                                                     */
 
-enum { MODE_ECHO, MODE_FANOUT, MODE_CHURN };
+enum { MODE_ECHO, MODE_FANOUT, MODE_CHURN, MODE_SINK };
 enum { ST_IDLE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE, ST_FAILED, ST_LOST };
 
 struct trk { /* per (receiver, publisher) order tracking */
@@ -337,6 +341,8 @@ static struct {
     const char *message; /* echo --message: fixed request, any reply counts */
     endpoint ep0, epx;
     uint32_t conns, rooms, members, publishers, size, max_hs;
+    uint32_t batch;             /* sink: messages per send() per connection */
+    int sender_cpu;             /* sink: pin the sender child here (-1: no) */
     uint32_t objects;           /* echo: spread over this many objects (0: one) */
     double duration, warmup, settle, rate, connect_timeout, drain_timeout;
     bool json, quiet;
@@ -374,6 +380,7 @@ static struct {
     uint64_t rt_count, outstanding, mismatched, corrupt, malformed;
     uint64_t sent, send_skipped, expected, delivered, delivered_win, dups, reordered, unexpected;
     uint64_t proto_errors, pings, bytes_in, bytes_out;
+    uint64_t recvs, waits; /* recv() calls that returned data; epoll_wait() calls */
     uint32_t n_pmd;                     /* connections that negotiated deflate */
     uint64_t msgs_in, msgs_z_in;        /* data messages received; of those compressed */
     uint64_t z_in_bytes, z_infl_bytes;  /* compressed payload bytes in; after inflating */
@@ -382,6 +389,8 @@ static struct {
     bool win_started, win_done;
     uint64_t win_t0, win_t1, win_ccpu0, win_ccpu1;
     uint64_t win_bin0, win_bout0, win_bin1, win_bout1;
+    uint64_t win_rc0, win_rc1, win_msg0, win_msg1; /* recv() calls, data messages */
+    uint64_t win_rq0, win_rq1; /* time runnable but waiting for a CPU (/proc/self/schedstat) */
     uint64_t cpu0[MAX_CPU_PIDS], cpu1[MAX_CPU_PIDS]; /* utime+stime, clock ticks */
     bool cpu_ok[MAX_CPU_PIDS];
     uint64_t prog_a, prog_b;
@@ -1209,7 +1218,7 @@ static void conn_on_connect(conn *c)
     }
     b64_encode(raw, sizeof raw, c->key);
     char path[1100];
-    if (G.mode == MODE_FANOUT)
+    if (G.mode == MODE_FANOUT || G.mode == MODE_SINK)
         snprintf(path, sizeof path, "%s-%" PRIu32, G.ep0.path, c->room);
     else if (G.objects)
         snprintf(path, sizeof path, "%s-%" PRIu32, G.ep0.path, c->id % G.objects);
@@ -1489,6 +1498,7 @@ static void conn_read(conn *c)
         }
         G.now = now_ns();
         G.bytes_in += (uint64_t)n;
+        G.recvs++;
         size_t total = have + (size_t)n;
         size_t used = ws_parse(c, base, total);
         if (c->fd < 0)
@@ -1520,6 +1530,7 @@ static void loop_once(uint64_t deadline)
     }
     struct epoll_event evs[MAX_EVENTS];
     int n = epoll_wait(G.ep, evs, MAX_EVENTS, timeout);
+    G.waits++;
     if (n < 0) {
         if (errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
@@ -1582,6 +1593,9 @@ static void progress(uint64_t *next, uint64_t t0)
         fprintf(stderr, "[%6.1fs] %" PRIu64 " round trips/s, %u open\n", el, G.sent - G.prog_a,
                 G.n_opened - G.n_lost);
         G.prog_a = G.sent;
+    } else if (G.mode == MODE_SINK) {
+        fprintf(stderr, "[%6.1fs] received %" PRIu64 " msg/s\n", el, G.delivered - G.prog_b);
+        G.prog_b = G.delivered;
     } else {
         fprintf(stderr, "[%6.1fs] sent %" PRIu64 "/s, delivered %" PRIu64 "/s\n", el,
                 G.sent - G.prog_a, G.delivered - G.prog_b);
@@ -1626,6 +1640,24 @@ static bool proc_cpu_ticks(pid_t pid, uint64_t *ticks)
     return false;
 }
 
+/* ns this process has spent runnable but waiting for a CPU (the second field
+ * of /proc/self/schedstat); 0 if the kernel does not say. The window minus
+ * our CPU time minus this is the time we were blocked with nothing to do. */
+static uint64_t self_runq_ns(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1u);
+    close(fd);
+    unsigned long long run, wait;
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? (uint64_t)wait : 0;
+}
+
 static uint64_t self_cpu_ns(void)
 {
     struct timespec ts;
@@ -1643,8 +1675,11 @@ static void window_check(void)
     for (uint32_t i = 0; i < G.ncpu_pids; i++)
         G.cpu_ok[i] = proc_cpu_ticks(G.cpu_pids[i], &G.cpu0[i]);
     G.win_ccpu0 = self_cpu_ns();
+    G.win_rq0 = self_runq_ns();
     G.win_bin0 = G.bytes_in;
     G.win_bout0 = G.bytes_out;
+    G.win_rc0 = G.recvs;
+    G.win_msg0 = G.msgs_in;
     G.win_t0 = now_ns();
 }
 
@@ -1656,7 +1691,10 @@ static void window_close(void)
     G.win_t1 = now_ns();
     G.win_bin1 = G.bytes_in;
     G.win_bout1 = G.bytes_out;
+    G.win_rc1 = G.recvs;
+    G.win_msg1 = G.msgs_in;
     G.win_ccpu1 = self_cpu_ns();
+    G.win_rq1 = self_runq_ns();
     for (uint32_t i = 0; i < G.ncpu_pids; i++)
         G.cpu_ok[i] = G.cpu_ok[i] && proc_cpu_ticks(G.cpu_pids[i], &G.cpu1[i]);
 }
@@ -1674,6 +1712,26 @@ static double window_cpu_s(uint32_t i)
 
 /* ------------------------------------------------------------------------ */
 /* Phases                                                                    */
+
+/* The run starts now: warmup, then the measured --duration. */
+static void start_run_clock(void)
+{
+    G.now = G.t_run0 = now_ns();
+    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
+    G.run_end = G.warm_end + s_to_ns(G.duration);
+}
+
+/* The loop until the run's end: opens the measured window at warm_end,
+ * progress once a second. */
+static void run_until_end(void)
+{
+    uint64_t next = G.t_run0 + NS_PER_S;
+    while (!g_stop && !timed_out(G.run_end)) {
+        loop_once(G.run_end);
+        window_check();
+        progress(&next, G.t_run0);
+    }
+}
 
 static void phase_connect(void)
 {
@@ -1693,19 +1751,12 @@ static void phase_connect(void)
 
 static void phase_echo(void)
 {
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     G.sending = true;
     for (uint32_t i = 0; i < G.conns; i++)
         echo_send(&G.c[i]);
     flush_dirty();
-    uint64_t next = G.t_run0 + NS_PER_S;
-    while (!g_stop && !timed_out(G.run_end)) {
-        loop_once(G.run_end);
-        window_check();
-        progress(&next, G.t_run0);
-    }
+    run_until_end();
     window_close();
     G.sending = false;
     G.now = now_ns();
@@ -1721,9 +1772,7 @@ static void phase_fanout(void)
     uint64_t settle_end = now_ns() + s_to_ns(G.settle);
     while (!g_stop && !timed_out(settle_end))
         loop_once(settle_end);
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     G.total_msgs = (uint64_t)llround((G.warmup + G.duration) * G.rate);
     G.sched = 0;
 
@@ -1732,12 +1781,7 @@ static void phase_fanout(void)
     publish_due(); /* message 0 goes out at t=0 */
     arm_timer();
     flush_dirty();
-    uint64_t next = G.t_run0 + NS_PER_S;
-    while (!g_stop && !timed_out(G.run_end)) {
-        loop_once(G.run_end);
-        window_check();
-        progress(&next, G.t_run0);
-    }
+    run_until_end();
     G.now = now_ns();
     if (!g_stop)
         publish_due(); /* whatever is still due up to run_end */
@@ -1780,6 +1824,350 @@ static void phase_close(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* sink: the client's own receive capacity                                   */
+/*                                                                           */
+/* A forked child plays the server: it listens on an ephemeral loopback port, */
+/* answers the upgrades (path <prefix>-<room>), and then writes pre-framed    */
+/* fan-out messages as fast as it can: per room it builds one batch of        */
+/* --batch messages (publishers of the room interleaved, one clock read per   */
+/* batch) and writes that same batch to every member, as a fan-out server     */
+/* would, with blocking send()s. This process receives them on the real       */
+/* fanout path (ws_parse -> on_fanout_msg: order, loss, duplicate and body    */
+/* checks, latency histogram) and reports messages/s. The sender's CPU is     */
+/* reported too: a sender below 100 % of its core means the receiver is the   */
+/* limit. Pin the two apart, e.g. taskset -c 1 roomd-bench sink               */
+/* --sender-cpu 0.                                                            */
+
+typedef struct { /* child -> parent after the sending phase */
+    uint64_t ok, cpu_ns, active_ns, sends, msgs, expected, bytes;
+} sink_result;
+
+static struct {
+    pid_t pid;
+    int go_fd, res_fd; /* parent ends of the two pipes */
+    sink_result res;
+    size_t res_have;
+} SK;
+
+/* Server frame header (unmasked, FIN, text) for a payload of len bytes;
+ * returns its length. */
+static size_t server_frame_hdr(uint8_t *p, size_t len)
+{
+    p[0] = 0x81u;
+    if (len < 126u) {
+        p[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffffu) {
+        p[1] = 126u;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+        return 4;
+    }
+    p[1] = 127u;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)((uint64_t)len >> (8 * (7 - i)));
+    return 10;
+}
+
+/* Reads (out: sends, fd is a socket) exactly n bytes on a blocking fd;
+ * SO_RCVTIMEO/SO_SNDTIMEO bound each call. */
+static bool io_full(int fd, void *buf, size_t n, bool out)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = out ? send(fd, p, n, MSG_NOSIGNAL) : read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+    return io_full(fd, buf, n, false);
+}
+
+static bool write_full(int fd, const void *buf, size_t n)
+{
+    return io_full(fd, (void *)buf, n, true); /* only read from when out */
+}
+
+/* Child: answers one upgrade request on fd; returns the room or -1. */
+static int sink_accept_one(int fd)
+{
+    char req[HS_MAX + 1];
+    size_t have = 0;
+    char *end = NULL;
+    while (!end) {
+        if (have == HS_MAX)
+            return -1;
+        ssize_t r = read(fd, req + have, HS_MAX - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        have += (size_t)r;
+        req[have] = '\0';
+        end = strstr(req, "\r\n\r\n");
+    }
+    /* "GET <prefix>-<room> HTTP/1.1": the room is the number after the last '-' */
+    char *sp = strstr(req, " HTTP/1.1\r\n");
+    char *key = strcasestr(req, "\r\nSec-WebSocket-Key: ");
+    if (!sp || !key || strncmp(req, "GET /", 5) != 0)
+        return -1;
+    *sp = '\0';
+    char *dash = strrchr(req, '-');
+    char *rend;
+    errno = 0;
+    unsigned long room = dash ? strtoul(dash + 1, &rend, 10) : 0;
+    if (!dash || errno || rend == dash + 1 || *rend || room >= G.rooms)
+        return -1;
+    key += 21;
+    char *kend = strstr(key, "\r\n");
+    if (!kend || kend - key >= 32)
+        return -1;
+    *kend = '\0';
+    char acc[29], resp[256];
+    ws_accept_for(key, acc);
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     acc);
+    return write_full(fd, resp, (size_t)n) ? (int)room : -1;
+}
+
+/* Child: waits for the client's close frame on fd, answers it and closes.
+ * The client sends nothing else here but control frames (<= 125 bytes,
+ * masked), so anything longer ends the wait. */
+static void sink_close_one(int fd)
+{
+    uint8_t h[6], skip[125];
+    while (read_full(fd, h, 6)) { /* 2 header bytes + mask key */
+        size_t len = h[1] & 0x7fu;
+        if (len > 125u || !read_full(fd, skip, len))
+            break;
+        if ((h[0] & 0x0fu) == 0x8u) {
+            static const uint8_t bye[4] = {0x88u, 0x02u, 0x03u, 0xe8u}; /* close 1000 */
+            write_full(fd, bye, sizeof bye);
+            break;
+        }
+    }
+    close(fd);
+}
+
+/* Child: the whole sender. Never returns. */
+__attribute__((noreturn)) static void sink_child(int lfd, int go_fd, int res_fd, int cpu)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* bounded by the parent's life */
+    if (getppid() == 1)
+        _exit(3);
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) < 0) {
+            fprintf(stderr, "roomd-bench: sink sender: sched_setaffinity(%d): %s\n", cpu,
+                    strerror(errno));
+            _exit(3);
+        }
+    }
+    uint32_t n = G.conns;
+    int *fds = xcalloc(n, sizeof *fds);
+    uint32_t *nroom = xcalloc(G.rooms, sizeof *nroom);
+    uint32_t *room_of = xcalloc(n, sizeof *room_of);
+    struct timeval tv = {5, 0};
+    uint64_t deadline = now_ns() + s_to_ns(G.connect_timeout);
+    uint32_t got = 0;
+    while (got < n) {
+        struct pollfd pf = {lfd, POLLIN, 0};
+        uint64_t t = now_ns();
+        if (t >= deadline || poll(&pf, 1, (int)((deadline - t) / 1000000u) + 1) <= 0)
+            break;
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        int room = sink_accept_one(fd);
+        if (room < 0) {
+            close(fd);
+            continue;
+        }
+        fds[got] = fd;
+        room_of[got++] = (uint32_t)room;
+        nroom[room]++;
+    }
+    close(lfd);
+    /* the member fds of each room, contiguous */
+    uint32_t *start = xcalloc(G.rooms + 1u, sizeof *start);
+    for (uint32_t r = 0; r < G.rooms; r++)
+        start[r + 1] = start[r] + nroom[r];
+    int *byroom = xcalloc(n, sizeof *byroom);
+    uint32_t *fill = xcalloc(G.rooms, sizeof *fill);
+    for (uint32_t i = 0; i < got; i++) {
+        uint32_t r = room_of[i];
+        byroom[start[r] + fill[r]++] = fds[i];
+    }
+
+    uint64_t end_ns;
+    if (!read_full(go_fd, &end_ns, sizeof end_ns))
+        _exit(0); /* the parent gave up before the run */
+
+    size_t hl = G.size < 126u ? 2u : G.size <= 0xffffu ? 4u : 10u;
+    size_t fl = hl + G.size, blen = fl * G.batch;
+    uint8_t *batch = xcalloc(blen, 1);
+    for (uint32_t k = 0; k < G.batch; k++)
+        server_frame_hdr(batch + k * fl, G.size);
+    uint64_t *seq = xcalloc((size_t)G.rooms * G.publishers, sizeof *seq);
+    sink_result res;
+    memset(&res, 0, sizeof res);
+    res.ok = 1;
+    uint64_t cpu0 = self_cpu_ns(), t0 = now_ns(), t = t0;
+    while (t < end_ns && res.ok) {
+        for (uint32_t r = 0; r < G.rooms && res.ok; r++) {
+            for (uint32_t k = 0; k < G.batch; k++) {
+                uint32_t j = k % G.publishers, pub = r * G.publishers + j;
+                build_payload(batch + k * fl + hl, 'F', pub, ++seq[pub], t);
+            }
+            res.msgs += G.batch;
+            res.expected += (uint64_t)G.batch * nroom[r];
+            for (uint32_t i = start[r]; i < start[r + 1]; i++) {
+                if (!write_full(byroom[i], batch, blen)) {
+                    fprintf(stderr, "roomd-bench: sink sender: send: %s\n", strerror(errno));
+                    res.ok = 0; /* a partial batch: the receiver will count the loss */
+                    break;
+                }
+                res.sends++;
+                res.bytes += blen;
+            }
+            t = now_ns();
+        }
+    }
+    res.active_ns = t - t0;
+    res.cpu_ns = self_cpu_ns() - cpu0;
+    if (write(res_fd, &res, sizeof res) != (ssize_t)sizeof res)
+        _exit(3);
+    for (uint32_t i = 0; i < got; i++)
+        sink_close_one(byroom[i]);
+    _exit(res.ok ? 0 : 1);
+}
+
+/* Parent: the listener, the child, the pipes; the clients then connect to
+ * the child through the ordinary connect phase. */
+static void sink_start(int cpu)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0)
+        die("socket: %s", strerror(errno));
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 4096) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &al) < 0)
+        die("sink listener: %s", strerror(errno));
+    memcpy(&G.ep0.addr, &a, sizeof a);
+    G.ep0.addrlen = sizeof a;
+    snprintf(G.ep0.host, sizeof G.ep0.host, "127.0.0.1");
+    snprintf(G.ep0.port, sizeof G.ep0.port, "%u", (unsigned)ntohs(a.sin_port));
+    snprintf(G.ep0.authority, sizeof G.ep0.authority, "127.0.0.1:%s", G.ep0.port);
+    snprintf(G.ep0.path, sizeof G.ep0.path, "/sink/room");
+    int go[2], res[2];
+    if (pipe2(go, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
+        die("pipe2: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(go[1]);
+        close(res[0]);
+        close(G.ep);
+        close(G.tfd);
+        sink_child(lfd, go[0], res[1], cpu);
+    }
+    close(lfd);
+    close(go[0]);
+    close(res[1]);
+    if (fcntl(res[0], F_SETFL, O_NONBLOCK) < 0)
+        die("fcntl: %s", strerror(errno));
+    SK.pid = pid;
+    SK.go_fd = go[1];
+    SK.res_fd = res[0];
+}
+
+/* Parent: collects the child's result without blocking; true once whole. */
+static bool sink_poll_result(void)
+{
+    while (SK.res_have < sizeof SK.res) {
+        ssize_t r = read(SK.res_fd, (uint8_t *)&SK.res + SK.res_have, sizeof SK.res - SK.res_have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        SK.res_have += (size_t)r;
+    }
+    return true;
+}
+
+static void phase_sink(void)
+{
+    start_run_clock();
+    if (write(SK.go_fd, &G.run_end, sizeof G.run_end) != (ssize_t)sizeof G.run_end)
+        die("sink: the sender is gone");
+    window_check();
+    run_until_end();
+    G.now = now_ns();
+    window_close();
+    uint64_t end = G.now < G.run_end ? G.now : G.run_end;
+    G.pub_s = end > G.t_run0 ? (double)(end - G.t_run0) / 1e9 : 0.0;
+    G.measured_s = end > G.warm_end ? (double)(end - G.warm_end) / 1e9 : 0.0;
+    /* the sender finishes the batch it is in: keep reading until it reports */
+    uint64_t dl = now_ns() + s_to_ns(G.drain_timeout);
+    while (!sink_poll_result() && !timed_out(dl))
+        loop_once(now_ns() + 1000000u);
+    if (SK.res_have < sizeof SK.res) {
+        note_error(NULL, "sink: no result from the sender within --drain-timeout");
+        return;
+    }
+    if (!SK.res.ok)
+        note_error(NULL, "sink: the sender failed (see its error above)");
+    G.sent = SK.res.msgs;
+    G.expected = SK.res.expected;
+    while (G.delivered < G.expected && !timed_out(dl))
+        loop_once(dl);
+}
+
+/* Parent: after the close phase, reaps the child (SIGKILL if it hangs). */
+static bool sink_finish(void)
+{
+    close(SK.go_fd);
+    close(SK.res_fd);
+    int st = 0;
+    uint64_t dl = now_ns() + s_to_ns(G.drain_timeout) + NS_PER_S;
+    for (;;) {
+        pid_t r = waitpid(SK.pid, &st, WNOHANG);
+        if (r == SK.pid)
+            break;
+        if (r < 0 || timed_out(dl)) {
+            kill(SK.pid, SIGKILL);
+            waitpid(SK.pid, &st, 0);
+            note_error(NULL, "sink: the sender did not exit; killed");
+            return false;
+        }
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 && SK.res_have == sizeof SK.res && SK.res.ok;
+}
+
+/* ------------------------------------------------------------------------ */
 /* churn: connection set-up rate                                             */
 /*                                                                           */
 /* --conns slots each run connect -> [TLS handshake] -> WebSocket upgrade ->  */
@@ -1810,6 +2198,8 @@ static struct {
     bool running;
     uint32_t active;
     uint64_t started, handshakes, failed, close_timeouts, tls_failed;
+    char tls_desc[160]; /* what the first TLS handshake negotiated */
+    int key_bits, key_rsa;
 } CH;
 
 static void ch_fail(cslot *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1902,6 +2292,26 @@ static void ch_start(cslot *s)
     }
     if (connect(s->fd, (const struct sockaddr *)&G.ep0.addr, G.ep0.addrlen) < 0 && errno != EINPROGRESS)
         ch_fail(s, "connect: %s", strerror(errno));
+}
+
+/* Notes what the first full handshake negotiated, for the report. The
+ * handshake rate depends on the server certificate's key above all: with
+ * OpenSSL 3.0 an RSA-2048 signature costs the server ~15x an ECDSA P-256
+ * one, while the client's verification costs ~1/4 of an ECDSA verify, so the
+ * same run measures a different side depending on the key. */
+static void ch_note_tls(SSL *ssl)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    EVP_PKEY *pk = cert ? X509_get0_pubkey(cert) : NULL;
+    int group = SSL_get_negotiated_group(ssl);
+    CH.key_bits = pk ? EVP_PKEY_get_bits(pk) : 0;
+    CH.key_rsa = pk && EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA;
+    const char *gn = group > 0 ? OBJ_nid2sn(group) : NULL;
+    const char *kn = pk ? OBJ_nid2sn(EVP_PKEY_get_base_id(pk)) : NULL;
+    snprintf(CH.tls_desc, sizeof CH.tls_desc, "%s %s, key exchange %s, server key %s %d bits",
+             SSL_get_version(ssl), SSL_get_cipher_name(ssl), gn ? gn : "?", kn ? kn : "?",
+             CH.key_bits);
+    X509_free(cert);
 }
 
 static void ch_request(cslot *s)
@@ -2020,6 +2430,12 @@ static void ch_event(cslot *s)
             ch_ssl_wait(s, rc, "TLS handshake");
             return;
         }
+        if (SSL_session_reused(s->ssl)) {
+            ch_fail(s, "TLS session resumed (every handshake must be a full one)");
+            return;
+        }
+        if (!CH.tls_desc[0])
+            ch_note_tls(s->ssl);
         ch_request(s);
     }
         /* fall through */
@@ -2104,6 +2520,7 @@ static void ch_loop_once(uint64_t deadline)
     }
     struct epoll_event evs[MAX_EVENTS];
     int n = epoll_wait(G.ep, evs, MAX_EVENTS, timeout);
+    G.waits++;
     if (n < 0) {
         if (errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
@@ -2146,9 +2563,7 @@ static void phase_churn(void)
         SSL_CTX_set_session_cache_mode(CH.ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_mode(CH.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
     }
-    G.now = G.t_run0 = now_ns();
-    G.warm_end = G.t_run0 + s_to_ns(G.warmup);
-    G.run_end = G.warm_end + s_to_ns(G.duration);
+    start_run_clock();
     CH.running = true;
     uint64_t next = G.t_run0 + NS_PER_S;
     uint64_t prev = 0;
@@ -2194,6 +2609,8 @@ static void report_churn(FILE *out, bool json, bool ok)
                 CH.close_timeouts, (double)h_percentile(h, 50) / 1e6,
                 (double)h_percentile(h, 90) / 1e6, (double)h_percentile(h, 99) / 1e6,
                 (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6);
+        if (G.tls)
+            fprintf(out, ",\"tls_key_bits\":%d,\"tls_key_rsa\":%d", CH.key_bits, CH.key_rsa);
         if (G.win_done) {
             fprintf(out, ",\"window_s\":%.6f,\"client_cpu_s\":%.6f",
                     (double)(G.win_t1 - G.win_t0) / 1e9, (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9);
@@ -2216,6 +2633,8 @@ static void report_churn(FILE *out, bool json, bool ok)
     fprintf(out, "roomd-bench churn  %s\n", G.url);
     fprintf(out, "  %-22s %" PRIu32 " in parallel, %s\n", "connections", G.conns,
             G.tls ? "TLS (full handshakes, no resumption)" : "plaintext");
+    if (G.tls)
+        fprintf(out, "  %-22s %s\n", "tls", CH.tls_desc[0] ? CH.tls_desc : "no handshake completed");
     fprintf(out, "  %-22s %.3f s (warmup %.3f s)\n", "measured", G.measured_s, G.warmup);
     fprintf(out, "  %-22s %" PRIu64 "\n", "handshakes", CH.handshakes);
     fprintf(out, "  %-22s %.1f\n", "handshakes/s", (double)CH.handshakes / ms);
@@ -2228,12 +2647,21 @@ static void report_churn(FILE *out, bool json, bool ok)
     fprintf(out, "  %-22s %.3f ms\n", "setup max", (double)h->max / 1e6);
     if (G.win_done) {
         double ws = (double)(G.win_t1 - G.win_t0) / 1e9;
-        fprintf(out, "  %-22s %.3f s: client cpu %.3f s\n", "cpu window", ws,
-                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9);
+        double cc = (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9;
+        fprintf(out, "  %-22s %.3f s: client cpu %.3f s (%.0f %% of one CPU", "cpu window", ws, cc,
+                ws > 0 ? 100.0 * cc / ws : 0.0);
+        if (CH.handshakes)
+            fprintf(out, ", %.0f us per handshake", cc * 1e6 / (double)CH.handshakes);
+        fputs(")\n", out);
+        double tot = 0;
         for (uint32_t i = 0; i < G.ncpu_pids; i++) {
             double cs = window_cpu_s(i);
+            tot += cs > 0 ? cs : 0.0;
             fprintf(out, "  %-22s pid %ld: %.2f s\n", i ? "" : "server cpu", (long)G.cpu_pids[i], cs);
         }
+        if (G.ncpu_pids && ws > 0)
+            fprintf(out, "  %-22s %.2f s (%.0f %% of one CPU%s)\n", "server cpu total", tot,
+                    100.0 * tot / ws, CH.handshakes ? "" : "; no handshakes");
     }
 }
 
@@ -2245,7 +2673,9 @@ static void report(FILE *out)
     const hist *h = &G.h;
     double ct = (double)(G.t_conn_last - G.t_conn0) / 1e9;
     double ms = G.measured_s > 0 ? G.measured_s : 1.0;
-    fprintf(out, "roomd-bench %s  %s\n", G.mode == MODE_ECHO ? "echo" : "fanout", G.url);
+    fprintf(out, "roomd-bench %s  %s\n",
+            G.mode == MODE_ECHO ? "echo" : G.mode == MODE_SINK ? "sink" : "fanout",
+            G.mode == MODE_SINK ? "(forked loopback sender)" : G.url);
     fprintf(out, "  %-22s %" PRIu32 " requested, %" PRIu32 " connected, %" PRIu32
                  " failed, %" PRIu32 " closed unexpectedly\n",
             "connections", G.conns, G.n_opened, G.n_failed, G.n_lost);
@@ -2267,12 +2697,28 @@ static void report(FILE *out)
         uint64_t lost = G.expected > G.delivered ? G.expected - G.delivered : 0;
         fprintf(out, "  %-22s %" PRIu32 " x %" PRIu32 " members, %" PRIu32 " publishers/room\n",
                 "rooms", G.rooms, G.members, G.publishers);
-        fprintf(out, "  %-22s %.1f msg/s\n", "target rate", G.rate);
-        fprintf(out, "  %-22s %" PRIu64 " (%.1f msg/s), %" PRIu64 " skipped\n", "sent", G.sent,
-                G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped);
+        if (G.mode == MODE_SINK) {
+            const sink_result *r = &SK.res;
+            double act = (double)r->active_ns / 1e9;
+            fprintf(out, "  %-22s %" PRIu64 " messages in %" PRIu64 " send()s of %" PRIu32
+                         " messages (%.1f MB), active %.3f s\n",
+                    "sender", r->msgs, r->sends, G.batch, (double)r->bytes / 1e6, act);
+            fprintf(out, "  %-22s %.3f s (%.1f %% of one CPU)\n",
+                    "sender cpu", (double)r->cpu_ns / 1e9,
+                    act > 0 ? 100.0 * (double)r->cpu_ns / 1e9 / act : 0.0);
+        } else {
+            fprintf(out, "  %-22s %.1f msg/s\n", "target rate", G.rate);
+            fprintf(out, "  %-22s %" PRIu64 " (%.1f msg/s), %" PRIu64 " skipped\n", "sent", G.sent,
+                    G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped);
+        }
         fprintf(out, "  %-22s %" PRIu64 "\n", "expected deliveries", G.expected);
         fprintf(out, "  %-22s %" PRIu64 "\n", "delivered", G.delivered);
         fprintf(out, "  %-22s %.1f\n", "deliveries/s", (double)G.delivered_win / ms);
+        uint64_t wrc = G.win_rc1 - G.win_rc0;
+        fprintf(out, "  %-22s %" PRIu64 " (in the window %" PRIu64 ", %.2f messages per recv), %" PRIu64
+                     " epoll_wait()s\n",
+                "recv calls", G.recvs, wrc, wrc ? (double)(G.win_msg1 - G.win_msg0) / (double)wrc : 0.0,
+                G.waits);
         fprintf(out, "  %-22s %" PRIu64 "\n", "lost", lost);
         fprintf(out, "  %-22s %" PRIu64 "\n", "duplicated", G.dups);
         fprintf(out, "  %-22s %" PRIu64 "\n", "reordered", G.reordered);
@@ -2323,9 +2769,19 @@ static void report(FILE *out)
     }
     if (G.win_done) {
         double ws = (double)(G.win_t1 - G.win_t0) / 1e9;
+        double ccpu = (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9;
         fprintf(out, "  %-22s %.3f s: client cpu %.3f s, %.1f MB in, %.1f MB out\n",
-                "cpu/traffic window", ws, (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9,
-                (double)(G.win_bin1 - G.win_bin0) / 1e6, (double)(G.win_bout1 - G.win_bout0) / 1e6);
+                "cpu/traffic window", ws, ccpu, (double)(G.win_bin1 - G.win_bin0) / 1e6,
+                (double)(G.win_bout1 - G.win_bout0) / 1e6);
+        double rq = (double)(G.win_rq1 - G.win_rq0) / 1e9, idle = ws - ccpu - rq;
+        fprintf(out, "  %-22s %.1f %% of the window (%.1f %% waiting for a CPU; near 0 idle: the\n"
+                     "  %-22s client was the bottleneck)\n",
+                "client idle", ws > 0 ? 100.0 * (idle > 0 ? idle : 0.0) / ws : 0.0,
+                ws > 0 ? 100.0 * rq / ws : 0.0, "");
+        if (G.mode != MODE_ECHO && G.delivered_win && ccpu > 0)
+            fprintf(out, "  %-22s %.0f ns per delivery (%.2fM deliveries per client CPU second)\n",
+                    "client cpu cost", ccpu * 1e9 / (double)G.delivered_win,
+                    (double)G.delivered_win / ccpu / 1e6);
         double tot = 0;
         bool all = true;
         for (uint32_t i = 0; i < G.ncpu_pids; i++) {
@@ -2369,9 +2825,11 @@ static void report_json(FILE *out, bool ok)
     if (G.win_done) {
         fprintf(out,
                 ",\"window_s\":%.6f,\"window_bytes_in\":%" PRIu64 ",\"window_bytes_out\":%" PRIu64
-                ",\"client_cpu_s\":%.6f",
+                ",\"client_cpu_s\":%.6f,\"client_runq_s\":%.6f,\"window_recv_calls\":%" PRIu64
+                ",\"window_msgs_in\":%" PRIu64,
                 (double)(G.win_t1 - G.win_t0) / 1e9, G.win_bin1 - G.win_bin0, G.win_bout1 - G.win_bout0,
-                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9);
+                (double)(G.win_ccpu1 - G.win_ccpu0) / 1e9, (double)(G.win_rq1 - G.win_rq0) / 1e9,
+                G.win_rc1 - G.win_rc0, G.win_msg1 - G.win_msg0);
         double tot = 0;
         bool all = true;
         for (uint32_t i = 0; i < G.ncpu_pids; i++) {
@@ -2404,13 +2862,23 @@ static void report_json(FILE *out, bool ok)
                 ",\"deliveries_per_s\":%.3f,\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64
                 ",\"reordered\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"malformed\":%" PRIu64
                 ",\"corrupt\":%" PRIu64 ",\"latency_ms_p50\":%.3f,\"latency_ms_p90\":%.3f,\"latency_ms_p99\":%.3f"
-                ",\"latency_ms_p999\":%.3f,\"latency_ms_max\":%.3f,\"latency_ms_mean\":%.3f",
+                ",\"latency_ms_p999\":%.3f,\"latency_ms_max\":%.3f,\"latency_ms_mean\":%.3f"
+                ",\"recv_calls\":%" PRIu64 ",\"epoll_waits\":%" PRIu64 ",\"client_ns_per_delivery\":%.1f",
                 G.rooms, G.members, G.publishers, G.rate, G.sent,
                 G.pub_s > 0 ? (double)G.sent / G.pub_s : 0.0, G.send_skipped,
                 G.expected, G.delivered, (double)G.delivered_win / ms, lost, G.dups, G.reordered,
                 G.unexpected, G.malformed, G.corrupt, (double)h_percentile(h, 50) / 1e6,
                 (double)h_percentile(h, 90) / 1e6, (double)h_percentile(h, 99) / 1e6,
-                (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6);
+                (double)h_percentile(h, 99.9) / 1e6, (double)h->max / 1e6, h_mean(h) / 1e6,
+                G.recvs, G.waits,
+                G.win_done && G.delivered_win ? (double)(G.win_ccpu1 - G.win_ccpu0) / (double)G.delivered_win
+                                              : 0.0);
+        if (G.mode == MODE_SINK)
+            fprintf(out,
+                    ",\"batch\":%" PRIu32 ",\"sender_ok\":%d,\"sender_sends\":%" PRIu64
+                    ",\"sender_active_s\":%.6f,\"sender_cpu_s\":%.6f",
+                    G.batch, SK.res_have == sizeof SK.res && SK.res.ok ? 1 : 0, SK.res.sends,
+                    (double)SK.res.active_ns / 1e9, (double)SK.res.cpu_ns / 1e9);
         if (G.cross_url) {
             const hist *x = &G.hx;
             fprintf(out,
@@ -2555,6 +3023,7 @@ static void usage(FILE *out)
     fputs("usage: roomd-bench echo   [options]\n"
           "       roomd-bench fanout [options]\n"
           "       roomd-bench churn  [options]\n"
+          "       roomd-bench sink   [options]\n"
           "\n"
           "modes:\n"
           "  echo     closed loop: every connection sends a text message, waits for the\n"
@@ -2569,6 +3038,14 @@ static void usage(FILE *out)
           "           for the server to end the connection, and start over. Reports\n"
           "           handshakes/s (101s verified in the measured window) and set-up\n"
           "           time (connect() to verified 101) percentiles.\n"
+          "  sink     the client's own receive capacity, without a server: a forked child\n"
+          "           listens on loopback, accepts R x M connections and writes pre-framed\n"
+          "           fan-out messages to them as fast as it can (--batch messages per\n"
+          "           send(), the same batch to every member of a room); this process\n"
+          "           receives them on the fanout path (order, loss, duplicate and body\n"
+          "           checks, latency) and reports messages/s, its CPU per message and\n"
+          "           the sender's CPU. Pin the two apart: taskset -c 1 roomd-bench sink\n"
+          "           --sender-cpu 0.\n"
           "\n"
           "common options:\n"
           "  --url URL              ws:// URL to connect to (only this host:port is used;\n"
@@ -2626,8 +3103,13 @@ static void usage(FILE *out)
           "                         same Redis; same path); their latency is reported\n"
           "                         apart (\"cross-cell\"; JSON: xlatency_ms_*) (default: none)\n"
           "\n"
+          "sink options (and --rooms, --members, --publishers, --size, --payload):\n"
+          "  --batch K              messages per send() per connection, 1..4096 (default: 16)\n"
+          "  --sender-cpu N         pin the sender child to CPU N (default: not pinned)\n"
+          "\n"
           "exit status: 0 ok; 1 a connection failed to connect, closed unexpectedly or\n"
-          "hit a protocol error (churn: any set-up failed), or the run was interrupted\n"
+          "hit a protocol error (churn: any set-up failed; sink: the sender failed), or\n"
+          "the run was interrupted\n"
           "(SIGINT/SIGTERM) - the\n"
           "report is still printed; 2 usage/setup error.\n",
           out);
@@ -2761,8 +3243,10 @@ int main(int argc, char **argv)
         G.mode = MODE_FANOUT;
     else if (strcmp(argv[1], "churn") == 0)
         G.mode = MODE_CHURN;
+    else if (strcmp(argv[1], "sink") == 0)
+        G.mode = MODE_SINK;
     else
-        die("unknown mode '%s' (expected echo, fanout or churn; see --help)", argv[1]);
+        die("unknown mode '%s' (expected echo, fanout, churn or sink; see --help)", argv[1]);
 
     G.url = G.mode == MODE_FANOUT ? "ws://127.0.0.1:8080/chat/room" : "ws://127.0.0.1:8080/echo/bench";
     G.conns = G.mode == MODE_CHURN ? 32 : 10;
@@ -2777,10 +3261,12 @@ int main(int argc, char **argv)
     G.connect_timeout = 10;
     G.drain_timeout = 5;
     G.max_hs = 200;
+    G.batch = 16;
+    G.sender_cpu = -1;
 
     enum { O_URL = 256, O_CONNS, O_DUR, O_SIZE, O_WARM, O_ROOMS, O_MEMB, O_PUBS, O_RATE, O_SETTLE,
            O_CTO, O_DTO, O_MAXHS, O_JSON, O_QUIET, O_HELP, O_PAYLOAD, O_DEFLATE, O_DEFLATE_RO,
-           O_CPU_PIDS, O_MESSAGE, O_OBJECTS, O_CROSS };
+           O_CPU_PIDS, O_MESSAGE, O_OBJECTS, O_CROSS, O_BATCH, O_SENDER_CPU };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
         {"conns", required_argument, NULL, O_CONNS},
@@ -2805,17 +3291,20 @@ int main(int argc, char **argv)
         {"message", required_argument, NULL, O_MESSAGE},
         {"objects", required_argument, NULL, O_OBJECTS},
         {"cross-url", required_argument, NULL, O_CROSS},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"sender-cpu", required_argument, NULL, O_SENDER_CPU},
         {NULL, 0, NULL, 0},
     };
     bool echo_opt = false, fan_opt = false, size_set = false, msg_opt = false;
+    bool url_set = false, pace_opt = false, sink_opt = false;
     int o;
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case O_URL: G.url = optarg; break;
+        case O_URL: G.url = optarg; url_set = true; break;
         case O_MESSAGE: G.message = optarg; echo_opt = msg_opt = true; break;
         case O_OBJECTS: G.objects = parse_u32("objects", optarg, 1, 1000000); echo_opt = msg_opt = true; break;
-        case O_CROSS: G.cross_url = optarg; fan_opt = true; break;
+        case O_CROSS: G.cross_url = optarg; fan_opt = pace_opt = true; break;
         case O_CONNS: G.conns = parse_u32("conns", optarg, 1, 1000000); echo_opt = true; break;
         case O_DUR: G.duration = parse_double("duration", optarg, 0.001, 86400); break;
         case O_SIZE: G.size = parse_u32("size", optarg, PL_HDR, MAX_SIZE); size_set = msg_opt = true; break;
@@ -2823,8 +3312,13 @@ int main(int argc, char **argv)
         case O_ROOMS: G.rooms = parse_u32("rooms", optarg, 1, 1000000); fan_opt = true; break;
         case O_MEMB: G.members = parse_u32("members", optarg, 2, 1000000); fan_opt = true; break;
         case O_PUBS: G.publishers = parse_u32("publishers", optarg, 1, 1000000); fan_opt = true; break;
-        case O_RATE: G.rate = parse_double("rate", optarg, 0.001, 1e8); fan_opt = true; break;
-        case O_SETTLE: G.settle = parse_double("settle", optarg, 0, 60); fan_opt = true; break;
+        case O_RATE: G.rate = parse_double("rate", optarg, 0.001, 1e8); fan_opt = pace_opt = true; break;
+        case O_SETTLE: G.settle = parse_double("settle", optarg, 0, 60); fan_opt = pace_opt = true; break;
+        case O_BATCH: G.batch = parse_u32("batch", optarg, 1, 4096); sink_opt = true; break;
+        case O_SENDER_CPU:
+            G.sender_cpu = (int)parse_u32("sender-cpu", optarg, 0, CPU_SETSIZE - 1);
+            sink_opt = true;
+            break;
         case O_CTO: G.connect_timeout = parse_double("connect-timeout", optarg, 0.001, 3600); break;
         case O_DTO: G.drain_timeout = parse_double("drain-timeout", optarg, 0, 3600); break;
         case O_MAXHS: G.max_hs = parse_u32("max-handshakes", optarg, 1, 1000000); break;
@@ -2850,13 +3344,21 @@ int main(int argc, char **argv)
         die("unexpected argument '%s'", argv[optind]);
     if (G.payload_json && !size_set)
         G.size = JSON_DEFAULT_SIZE;
-    if (G.mode != MODE_FANOUT && fan_opt)
+    bool fan_like = G.mode == MODE_FANOUT || G.mode == MODE_SINK;
+    if (!fan_like && fan_opt)
         die("--rooms/--members/--publishers/--rate/--settle only apply to fanout");
+    if (G.mode != MODE_SINK && sink_opt)
+        die("--batch/--sender-cpu only apply to sink");
+    if (G.mode == MODE_SINK && (pace_opt || url_set || G.deflate || G.ncpu_pids))
+        die("sink runs its own sender as fast as it can: --url/--rate/--settle/--cross-url/"
+            "--deflate/--cpu-pids do not apply");
     if (G.mode == MODE_CHURN && msg_opt)
         die("churn sends no messages: --message/--objects/--size/--payload/--deflate do not apply");
-    if (G.mode == MODE_FANOUT && echo_opt)
-        die("--conns only applies to echo (fanout uses --rooms x --members)");
-    if (G.mode == MODE_FANOUT) {
+    if (fan_like && echo_opt)
+        die("--conns/--objects/--message only apply to echo (fanout uses --rooms x --members)");
+    if (G.mode == MODE_SINK && G.batch * (uint64_t)(G.size + 14u) > 64u * 1024u * 1024u)
+        die("--batch x --size must stay under 64 MiB");
+    if (fan_like) {
         if (G.publishers > G.members)
             die("--publishers (%" PRIu32 ") must be <= --members (%" PRIu32 ")", G.publishers,
                 G.members);
@@ -2867,7 +3369,8 @@ int main(int argc, char **argv)
     }
     if (!self_test())
         die("internal self-test failed (SHA-1/base64/histogram)");
-    parse_url(G.url, &G.ep0);
+    if (G.mode != MODE_SINK)
+        parse_url(G.url, &G.ep0);
     if (G.cross_url) {
         parse_url(G.cross_url, &G.epx);
         if (G.mode != MODE_FANOUT)
@@ -2944,7 +3447,7 @@ int main(int argc, char **argv)
             G.zbuf = xrealloc(NULL, G.zcap);
         }
     }
-    if (G.mode == MODE_FANOUT) {
+    if (fan_like) {
         G.trk = xcalloc((size_t)G.conns * G.publishers, sizeof *G.trk);
         G.npubs = G.rooms * G.publishers;
         G.pubs = xcalloc(G.npubs, sizeof *G.pubs);
@@ -2954,15 +3457,21 @@ int main(int argc, char **argv)
         c->fd = -1;
         c->id = i;
         c->state = ST_IDLE;
-        if (G.mode == MODE_FANOUT) {
+        if (fan_like) {
             c->room = i / G.members;
             c->member = i % G.members;
-            c->is_pub = c->member < G.publishers;
+            c->is_pub = G.mode == MODE_FANOUT && c->member < G.publishers; /* sink: the child publishes */
             c->cross = G.cross_url && !c->is_pub && (c->member - G.publishers) % 2 == 1;
             c->trk = G.trk + (size_t)i * G.publishers;
             if (c->is_pub)
                 G.pubs[c->room * G.publishers + c->member] = i;
         }
+    }
+    if (G.mode == MODE_SINK) {
+        sink_start(G.sender_cpu);
+        if (!G.quiet)
+            fprintf(stderr, "roomd-bench: sink: sender pid %ld%s, batches of %" PRIu32 " messages\n",
+                    (long)SK.pid, G.sender_cpu >= 0 ? " (pinned)" : "", G.batch);
     }
 
     if (!G.quiet)
@@ -2976,12 +3485,15 @@ int main(int argc, char **argv)
                     G.n_failed ? " (some failed; running with the rest)" : "");
         if (G.mode == MODE_ECHO)
             phase_echo();
+        else if (G.mode == MODE_SINK)
+            phase_sink();
         else
             phase_fanout();
     }
     phase_close();
+    bool sink_ok = G.mode != MODE_SINK || sink_finish();
 
-    bool ok = G.n_failed == 0 && G.n_lost == 0 && G.proto_errors == 0 && !g_stop;
+    bool ok = G.n_failed == 0 && G.n_lost == 0 && G.proto_errors == 0 && !g_stop && sink_ok;
     for (uint32_t i = 0; i < G.nerrs && i < MAX_ERRS; i++)
         fprintf(stderr, "roomd-bench: error: %s\n", G.errs[i]);
     if (G.nerrs > MAX_ERRS)
