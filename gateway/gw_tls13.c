@@ -557,6 +557,11 @@ int gw_tls13_take(SSL *ssl, gw_tls13 *t)
     /* OpenSSL holds input (or output) we could not hand over. */
     if (SSL_has_pending(ssl) || t->rrecs || BIO_wpending(SSL_get_wbio(ssl)) > 0)
         return 0;
+    /* A negotiated max_fragment_length (RFC 6066) caps our records below
+     * 16 KiB: such rare clients keep OpenSSL, which honours it. */
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    if (!sess || SSL_SESSION_get_max_fragment_length(sess) != TLSEXT_max_fragment_length_DISABLED)
+        return 0;
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
     if (!c)
         return 0;

@@ -15,8 +15,9 @@
  * AES-256-GCM, ChaCha20-Poly1305), KeyUpdate in both directions (answered
  * when the peer asks, and sent by us before a key's record limit), alerts
  * (close_notify ends the stream; any other ends the connection), padding.
- * Anything else (TLS 1.2, another suite, input OpenSSL already buffered)
- * stays with OpenSSL: gw_tls13_take() says no. */
+ * Anything else (TLS 1.2, another suite, a negotiated max_fragment_length,
+ * input OpenSSL already buffered) stays with OpenSSL: gw_tls13_take() says
+ * no. */
 #ifndef GW_TLS13_H
 #define GW_TLS13_H
 

@@ -141,6 +141,22 @@ def test_tls12_stays_with_openssl(gw):
     assert metric(gw, "roomd_tls_offloaded_total") == before
 
 
+def test_max_fragment_length_stays_with_openssl(gw):
+    """A client that negotiates 512-byte records (RFC 6066) keeps OpenSSL's
+    record layer, which honours the limit; a 3 KB response arrives intact."""
+    before = metric(gw, "roomd_tls_offloaded_total")
+    p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{gw.tls_port}",
+                        "-servername", "localhost", "-CAfile", gw.cert, "-maxfraglen", "512",
+                        "-ign_eof", "-quiet"],
+                       input=b"GET /client.js HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=20)
+    head, _, body = p.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), p.stdout[:500] + p.stderr[-2000:]
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+    assert length > 3000 and len(body) == length
+    assert metric(gw, "roomd_tls_offloaded_total") == before
+
+
 def test_offload_off(tmp_path):
     r = Roomd(tmp_path, shards=1, extra=("--no-tls-offload",))
     try:
