@@ -396,6 +396,7 @@ int gw_link_init(void);
 void gw_link_connect(gw_shard *s);
 void gw_link_want_flush(gw_shard *s);
 void gw_link_flush_all(void);
+void gw_link_poll_all(void);
 bool gw_class_known(const char *cls, size_t len);
 /* The shard whose HELLO lists the classes' methods (the first one up), or NULL. */
 const gw_shard *gw_methods_source(void);

@@ -1958,17 +1958,37 @@ static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Connections re-queued by conn_flush (over their per-turn share) land on
- * a fresh list, served next turn; the loop then polls without blocking. */
+ * a fresh list, served next turn; the loop then polls without blocking.
+ *
+ * A sweep over many connections can take long: at saturation each write
+ * to a loopback socket costs ~10 µs, so 10,000 of them hold the loop for
+ * ~100 ms. Every GW_SWEEP_POLL_MS of it the shard links are read, so what
+ * they sent meanwhile goes out to the connections still ahead in this
+ * sweep (a connection on `list` is not on gw.flush_list: new output for it
+ * is written when its turn comes). */
+#define GW_SWEEP_POLL_MS 2
+#define GW_SWEEP_POLL_EVERY 64 /* connections between clock reads */
 void gw_conn_flush_all(void)
 {
     gw_conn *list = gw.flush_list;
     gw.flush_list = NULL;
+    uint64_t next_poll = 0;
+    unsigned n = 0;
     while (list) {
         gw_conn *c = list;
         list = c->flush_next;
         c->flush_pending = false;
         if (!c->write_armed)
             conn_flush(c);
+        if (++n % GW_SWEEP_POLL_EVERY == 0 && list) {
+            uint64_t now = rd_mono_ms();
+            if (!next_poll) {
+                next_poll = now + GW_SWEEP_POLL_MS;
+            } else if (now >= next_poll) {
+                gw_link_poll_all();
+                next_poll = now + GW_SWEEP_POLL_MS;
+            }
+        }
     }
 }
 

@@ -386,6 +386,19 @@ static void link_read_cb(evutil_socket_t fd, short what, void *arg)
         rd_buf_reset(&s->in, 1u << 20);
 }
 
+/* Takes in what the shards have sent since the loop last looked, during a
+ * long sweep of client writes (gw_conn_flush_all): a broadcast that arrives
+ * mid-sweep then reaches the connections the sweep has not written yet in
+ * this sweep instead of the next one. Same as the read events would do. */
+void gw_link_poll_all(void)
+{
+    for (size_t i = 0; i < gw.nshards && !gw.stopping; i++) {
+        gw_shard *s = gw.shards[i];
+        if (s->fd >= 0 && s->up)
+            link_read_cb(s->fd, EV_READ, s);
+    }
+}
+
 void gw_link_ping_all(void)
 {
     for (size_t i = 0; i < gw.nshards; i++) {

@@ -537,10 +537,13 @@ int main(int argc, char **argv)
             want_plain ? gw.cfg.listen : "-", want_tls ? gw.cfg.tls_listen : "-", gw.nshards,
             gw.cfg.shard_dir ? "discovery" : "spawn", (int)getpid());
 
-    /* One loop turn, then the deferred work: batched writes to clients and
-     * shards, then freeing what callbacks closed (Redis' beforeSleep). */
+    /* One loop turn, then the deferred work: batched writes to shards, to
+     * clients, to shards again (what the client sweep produced), then
+     * freeing what callbacks closed (Redis' beforeSleep). The shards go
+     * first: what clients sent is processed while we write to clients. */
     while (!gw.stopping) {
         event_base_loop(gw.base, EVLOOP_ONCE | (gw_conn_flush_pending() ? EVLOOP_NONBLOCK : 0));
+        gw_link_flush_all();
         gw_conn_flush_all();
         gw_link_flush_all();
         gw_conn_reap();
