@@ -342,3 +342,25 @@ def test_fanout_counts_what_a_broken_server_does():
     # what member 0 published (to a server that drops it) never came back
     assert r["expected"] == 2 * r["sent"] > 10
     assert r["lost"] == r["expected"] - 10
+
+
+def test_compare_report_takes_the_median_tls_round(tmp_path):
+    """bench/compare.sh runs churn_tls several times per server; the report
+    compares each server's median run, and a failed round is what counts if
+    there is one."""
+    report = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "compare_report.py")
+
+    def run(rows):
+        path = tmp_path / "c.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        out = subprocess.run(["/usr/bin/python3", report, str(path)], check=True,
+                             capture_output=True, text=True).stdout
+        return next(l for l in out.splitlines() if l.startswith("| TLS handshakes/s vs Node"))
+
+    def tls(srv, hs, ok=1):
+        return {"server": srv, "scenario": "churn_tls", "ok": ok, "exit": 0, "handshakes_per_s": hs}
+
+    line = run([tls("roomd", 100), tls("roomd", 300), tls("roomd", 200), tls("node", 150)])
+    assert "1.33× (200 vs 150)" in line and "**met**" in line
+    line = run([tls("roomd", 300), tls("roomd", 0, ok=0), tls("roomd", 250), tls("node", 150)])
+    assert line == "| TLS handshakes/s vs Node | n/a | ≥ 1× | n/a |", line
