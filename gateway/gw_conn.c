@@ -61,6 +61,15 @@ static void want_flush(gw_conn *c)
     gw.flush_list = c;
 }
 
+/* The socket is full: wait for EV_WRITE. */
+static void arm_write(gw_conn *c)
+{
+    if (!c->write_armed) {
+        event_add(&c->ev_write, NULL);
+        c->write_armed = true;
+    }
+}
+
 static void ws_fail(gw_conn *c, uint16_t code, const char *reason);
 static void link_unpause(gw_conn *c);
 static void resume_reading(gw_conn *c);
@@ -1839,10 +1848,7 @@ static int tls_handshake(gw_conn *c)
     if (e == SSL_ERROR_WANT_READ)
         return 0;
     if (e == SSL_ERROR_WANT_WRITE) {
-        if (!c->write_armed) {
-            event_add(&c->ev_write, NULL);
-            c->write_armed = true;
-        }
+        arm_write(c);
         return 0;
     }
     gw_tls_log_errors("handshake");
@@ -1872,10 +1878,8 @@ static void conn_read(gw_conn *c)
         if (!more)
             break;
     }
-    if (c->tls_read_wants_write && !c->write_armed && c->state != GW_C_DEAD) {
-        event_add(&c->ev_write, NULL);
-        c->write_armed = true;
-    }
+    if (c->tls_read_wants_write && c->state != GW_C_DEAD)
+        arm_write(c);
 }
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -1903,10 +1907,7 @@ static void conn_flush(gw_conn *c)
                 return;
             }
             if (r == 0) {
-                if (!c->write_armed) {
-                    event_add(&c->ev_write, NULL);
-                    c->write_armed = true;
-                }
+                arm_write(c);
                 return;
             }
         }
@@ -1923,10 +1924,7 @@ static void conn_flush(gw_conn *c)
             return;
         }
         if (w == 0) {
-            if (!c->write_armed) {
-                event_add(&c->ev_write, NULL);
-                c->write_armed = true;
-            }
+            arm_write(c);
             return;
         }
         out_consume(c, (size_t)w);
