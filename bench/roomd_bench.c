@@ -1520,7 +1520,9 @@ static void conn_read(conn *c)
 /* ------------------------------------------------------------------------ */
 /* Event loop                                                                */
 
-static void loop_once(uint64_t deadline)
+/* Waits for events until deadline (at most 100 ms at a time, so the
+ * callers' periodic checks run); G.now is the time it returned. */
+static int wait_events(uint64_t deadline, struct epoll_event evs[MAX_EVENTS])
 {
     uint64_t t = now_ns();
     int timeout = 0;
@@ -1528,7 +1530,6 @@ static void loop_once(uint64_t deadline)
         uint64_t ms = (deadline - t + 999999u) / 1000000u;
         timeout = ms > 100u ? 100 : (int)ms;
     }
-    struct epoll_event evs[MAX_EVENTS];
     int n = epoll_wait(G.ep, evs, MAX_EVENTS, timeout);
     G.waits++;
     if (n < 0) {
@@ -1537,6 +1538,13 @@ static void loop_once(uint64_t deadline)
         n = 0;
     }
     G.now = now_ns();
+    return n;
+}
+
+static void loop_once(uint64_t deadline)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    int n = wait_events(deadline, evs);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == TIMER_TAG) {
             uint64_t exp;
@@ -2512,21 +2520,8 @@ static void ch_event(cslot *s)
 
 static void ch_loop_once(uint64_t deadline)
 {
-    uint64_t t = now_ns();
-    int timeout = 0;
-    if (deadline > t) {
-        uint64_t ms = (deadline - t + 999999u) / 1000000u;
-        timeout = ms > 100u ? 100 : (int)ms;
-    }
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(G.ep, evs, MAX_EVENTS, timeout);
-    G.waits++;
-    if (n < 0) {
-        if (errno != EINTR)
-            die("epoll_wait: %s", strerror(errno));
-        n = 0;
-    }
-    G.now = now_ns();
+    int n = wait_events(deadline, evs);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.u64 == TIMER_TAG)
             continue;
