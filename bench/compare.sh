@@ -97,7 +97,7 @@ PUBLISHERS=2
 die() { echo "compare.sh: $*" >&2; exit 1; }
 
 # ---- build and install -------------------------------------------------------
-. bench/lib.sh # release_binaries, free_port, ws_ready, stop_server (from the repository root)
+. bench/lib.sh # release_binaries, free_port, ws_ready, stop_server, bench_json (from the repository root)
 release_binaries compare-sh-ninja.log # BUILD, GATEWAY, BENCH, LIMIT
 
 NODE=$(command -v node || true)
@@ -205,20 +205,9 @@ record() {
 bench() {
     local srv=$1 sc=$2 rate=$3 bound=$4
     shift 5
-    local out rc
-    out=$(timeout --kill-after=5 "$bound" "${CLI_PIN[@]}" "$BENCH" "$@" --json --quiet 2>"$TMP/bench.err")
-    rc=$?
-    out=$(printf '%s\n' "$out" | grep -m1 '^{' || true)
-    if [ -z "$out" ]; then
-        echo "compare.sh: $srv $sc: no JSON (exit $rc):" >&2
-        tail -5 "$TMP/bench.err" >&2
-        out='{"ok":0}'
-    elif [ "$rc" != 0 ]; then
-        echo "compare.sh: $srv $sc: roomd-bench exit $rc:" >&2
-        grep -i 'error' "$TMP/bench.err" | head -3 >&2
-    fi
-    record "$srv" "$sc" "$rate" "$out" "$rc"
-    printf '  %-8s %-12s exit %s\n' "$srv" "$sc" "$rc" >&2
+    bench_json "compare.sh: $srv $sc" "$bound" "$@"
+    record "$srv" "$sc" "$rate" "$BENCH_JSON" "$BENCH_RC"
+    printf '  %-8s %-12s exit %s\n' "$srv" "$sc" "$BENCH_RC" >&2
 }
 
 # idle SERVER SCENARIO URL [CAFILE]

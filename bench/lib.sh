@@ -195,3 +195,23 @@ release_binaries() {
     local b
     for b in "$GATEWAY" "$BENCH" "$LIMIT"; do [ -x "$b" ] || die "missing $b (build $BUILD)"; done
 }
+
+# bench_json TAG BOUND_S roomd-bench args...: runs $BENCH on the client CPU
+# (${CLI_PIN[@]}) for at most BOUND_S; BENCH_JSON is its JSON line
+# ({"ok":0} if it printed none) and BENCH_RC its exit status. What went
+# wrong is said on stderr, prefixed with TAG.
+bench_json() {
+    local tag=$1 bound=$2
+    shift 2
+    BENCH_JSON=$(timeout --kill-after=5 "$bound" "${CLI_PIN[@]}" "$BENCH" "$@" --json --quiet 2>"$TMP/bench.err")
+    BENCH_RC=$?
+    BENCH_JSON=$(printf '%s\n' "$BENCH_JSON" | grep -m1 '^{' || true)
+    if [ -z "$BENCH_JSON" ]; then
+        echo "$tag: no JSON (exit $BENCH_RC):" >&2
+        tail -5 "$TMP/bench.err" >&2
+        BENCH_JSON='{"ok":0}'
+    elif [ "$BENCH_RC" != 0 ]; then
+        echo "$tag: roomd-bench exit $BENCH_RC:" >&2
+        grep -i 'error' "$TMP/bench.err" | head -5 >&2
+    fi
+}

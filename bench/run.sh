@@ -56,7 +56,7 @@ DRAIN=3
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 # ---- build -----------------------------------------------------------------
-. bench/lib.sh # build_release, free_port, ws_ready, stop_server (run from the repository root)
+. bench/lib.sh # build_release, free_port, ws_ready, stop_server, bench_json (run from the repository root)
 BUILD=build-rel
 [ "$BUILD_STEP" = 1 ] && build_release "$BUILD" run-sh-ninja.log
 GATEWAY=$ROOT/$BUILD/gateway/roomd-gateway
@@ -144,22 +144,10 @@ start_server() {
 run_bench() {
     local srv=$1 sc=$2 rate=$3
     shift 4
-    local limit_s=$(( ${BENCH_BOUND:-60} ))
-    local out rc
-    out=$(timeout --kill-after=5 "$limit_s" "${CLI_PIN[@]}" "$BENCH" "$@" --json --quiet 2>"$TMP/bench.err")
-    rc=$?
-    out=$(printf '%s\n' "$out" | grep -m1 '^{' || true)
-    if [ -z "$out" ]; then
-        echo "run.sh: $srv $sc: no JSON (exit $rc):" >&2
-        tail -5 "$TMP/bench.err" >&2
-        out='{"ok":0}'
-    elif [ "$rc" != 0 ]; then
-        echo "run.sh: $srv $sc: roomd-bench exit $rc:" >&2
-        grep -i 'error' "$TMP/bench.err" | head -5 >&2
-    fi
+    bench_json "run.sh: $srv $sc" "$(( ${BENCH_BOUND:-60} ))" "$@"
     printf '{"server":"%s","scenario":"%s","rate":%s,"pin":%s,"exit":%s,%s\n' \
-        "$srv" "$sc" "$rate" "$PIN" "$rc" "${out#\{}" >>"$RESULTS"
-    printf '  %-6s %-14s exit %s\n' "$srv" "$sc" "$rc" >&2
+        "$srv" "$sc" "$rate" "$PIN" "$BENCH_RC" "${BENCH_JSON#\{}" >>"$RESULTS"
+    printf '  %-6s %-14s exit %s\n' "$srv" "$sc" "$BENCH_RC" >&2
 }
 
 # ---- run ------------------------------------------------------------------
