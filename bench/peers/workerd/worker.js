@@ -82,17 +82,23 @@ This Durable Object supports the following endpoints:
 }
 
 // ---- the same echo on the WebSocket Hibernation API ------------------------
+// The upgrade both Hibernation API classes answer: the runtime holds the
+// socket and calls webSocketMessage/webSocketClose.
+function acceptHibernating(state, request) {
+  const refused = expectUpgrade(request);
+  if (refused) return refused;
+  const [client, server] = Object.values(new WebSocketPair());
+  state.acceptWebSocket(server);
+  return new Response(null, { status: 101, webSocket: client });
+}
+
 export class HibernatingEcho {
   constructor(state, env) {
     this.state = state;
   }
 
   async fetch(request) {
-    const refused = expectUpgrade(request);
-    if (refused) return refused;
-    const [client, server] = Object.values(new WebSocketPair());
-    this.state.acceptWebSocket(server);
-    return new Response(null, { status: 101, webSocket: client });
+    return acceptHibernating(this.state, request);
   }
 
   webSocketMessage(ws, message) {
@@ -119,11 +125,7 @@ export class ChatRoom {
   }
 
   async fetch(request) {
-    const refused = expectUpgrade(request);
-    if (refused) return refused;
-    const [client, server] = Object.values(new WebSocketPair());
-    this.state.acceptWebSocket(server);
-    return new Response(null, { status: 101, webSocket: client });
+    return acceptHibernating(this.state, request);
   }
 
   webSocketMessage(ws, message) {
