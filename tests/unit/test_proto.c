@@ -83,6 +83,25 @@ static bool str_eq(pr_str s, const char *z)
 }
 
 /* Split the one frame in b and decode it; the frame must fill b exactly. */
+/* A msgpack array of n unsigned integers. */
+static void put_uint_array(rd_buf *b, const uint64_t *v, size_t n)
+{
+    pr_mp_put_array(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        pr_mp_put_uint(b, v[i]);
+}
+
+/* The decoded list holds exactly want[0..n), in order. */
+static void check_uint_list(pr_list *l, const uint64_t *want, size_t n)
+{
+    uint64_t c;
+    for (size_t i = 0; i < n; i++) {
+        RD_CHECK_EQ_INT(pr_list_next_uint(l, &c), 0);
+        RD_CHECK(c == want[i]);
+    }
+    RD_CHECK_EQ_INT(pr_list_next_uint(l, &c), -ENOENT);
+}
+
 static int decode_buf(const rd_buf *b, pr_msg *m)
 {
     const uint8_t *body = NULL;
@@ -1062,32 +1081,19 @@ static void test_broadcast_roundtrip(void)
     pr_mp_put_uint(&b, PR_BROADCAST);
     pr_mp_put_uint(&b, 1);
     pr_mp_put_bin(&b, "{\"t\":1}", 7);
-    pr_mp_put_array(&b, N(conns));
-    for (size_t i = 0; i < N(conns); i++)
-        pr_mp_put_uint(&b, conns[i]);
+    put_uint_array(&b, conns, N(conns));
     RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
     pr_msg m;
     RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
     RD_CHECK(m.type == PR_BROADCAST && m.u.broadcast.opcode == 1);
     RD_CHECK_MEM(m.u.broadcast.payload.p, m.u.broadcast.payload.n, "{\"t\":1}", 7);
     RD_CHECK_EQ_INT(m.u.broadcast.conns.n, N(conns));
-    uint64_t c;
-    size_t i = 0;
-    while (pr_list_next_uint(&m.u.broadcast.conns, &c) == 0) {
-        RD_CHECK(i < N(conns) && c == conns[i]);
-        i++;
-    }
-    RD_CHECK_EQ_INT(i, N(conns));
-    RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.broadcast.conns, &c), -ENOENT);
+    check_uint_list(&m.u.broadcast.conns, conns, N(conns));
 
     /* packb vector */
     RD_CHECK_EQ_INT(decode_raw(py_broadcast, sizeof py_broadcast, &m, (char[RD_ERR_LEN]){0}), 0);
-    uint64_t want[] = { 1, 200, 70000, UINT64_C(1) << 33 };
-    for (i = 0; i < 4; i++) {
-        RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.broadcast.conns, &c), 0);
-        RD_CHECK(c == want[i]);
-    }
-    RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.broadcast.conns, &c), -ENOENT);
+    static const uint64_t want[] = { 1, 200, 70000, UINT64_C(1) << 33 };
+    check_uint_list(&m.u.broadcast.conns, want, N(want));
     rd_buf_free(&b);
 }
 
@@ -1099,20 +1105,13 @@ static void test_handoff_messages(void)
     pr_mp_put_array(&b, 3);
     pr_mp_put_uint(&b, PR_DETACH);
     pr_mp_put_str(&b, "chat/r\xc3\xa9", 8);
-    pr_mp_put_array(&b, N(conns));
-    for (size_t i = 0; i < N(conns); i++)
-        pr_mp_put_uint(&b, conns[i]);
+    put_uint_array(&b, conns, N(conns));
     RD_CHECK_EQ_INT(pr_frame_end(&b, start), 0);
     pr_msg m;
     RD_CHECK_EQ_INT(decode_buf(&b, &m), 0);
     RD_CHECK(m.type == PR_DETACH);
     RD_CHECK_MEM(m.u.detach.key.p, m.u.detach.key.n, "chat/r\xc3\xa9", 8);
-    uint64_t c;
-    for (size_t i = 0; i < N(conns); i++) {
-        RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.detach.conns, &c), 0);
-        RD_CHECK(c == conns[i]);
-    }
-    RD_CHECK_EQ_INT(pr_list_next_uint(&m.u.detach.conns, &c), -ENOENT);
+    check_uint_list(&m.u.detach.conns, conns, N(conns));
     rd_buf_reset(&b, 0);
 
     start = pr_frame_begin(&b);
