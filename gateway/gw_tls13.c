@@ -434,8 +434,8 @@ void gw_tls13_free(gw_tls13 *t)
     free(t);
 }
 
-int gw_tls13_init(gw_tls13 *t, uint16_t suite_id, const uint8_t *read_secret, const uint8_t *write_secret,
-                  size_t secret_len, uint64_t read_seq, uint64_t write_seq)
+/* Keys both directions from the secrets already in t->rd and t->wr. */
+static int key_both(gw_tls13 *t, uint16_t suite_id, size_t secret_len, uint64_t read_seq, uint64_t write_seq)
 {
     unsigned s = 0;
     while (s < NSUITES && suites[s].id != suite_id)
@@ -443,13 +443,21 @@ int gw_tls13_init(gw_tls13 *t, uint16_t suite_id, const uint8_t *read_secret, co
     if (s == NSUITES || secret_len != suites[s].hash_len || suite_fetch(s) < 0)
         return -1;
     t->suite = (uint8_t)s;
-    memcpy(t->rd.secret, read_secret, secret_len);
-    memcpy(t->wr.secret, write_secret, secret_len);
     if (dir_key(&t->rd, s, 0) < 0 || dir_key(&t->wr, s, 1) < 0)
         return -1;
     t->rd.seq = read_seq;
     t->wr.seq = write_seq;
     return 0;
+}
+
+int gw_tls13_init(gw_tls13 *t, uint16_t suite_id, const uint8_t *read_secret, const uint8_t *write_secret,
+                  size_t secret_len, uint64_t read_seq, uint64_t write_seq)
+{
+    if (secret_len > sizeof t->rd.secret)
+        return -1;
+    memcpy(t->rd.secret, read_secret, secret_len);
+    memcpy(t->wr.secret, write_secret, secret_len);
+    return key_both(t, suite_id, secret_len, read_seq, write_seq);
 }
 
 /* --- following OpenSSL's handshake ---------------------------------------- */
@@ -565,13 +573,8 @@ int gw_tls13_take(SSL *ssl, gw_tls13 *t)
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
     if (!c)
         return 0;
-    uint8_t rs[48], ws[48];
-    memcpy(rs, t->rd.secret, sizeof rs);
-    memcpy(ws, t->wr.secret, sizeof ws);
-    int r = gw_tls13_init(t, SSL_CIPHER_get_protocol_id(c), rs, ws, t->secret_len, t->rrecs, t->wrecs);
-    OPENSSL_cleanse(rs, sizeof rs);
-    OPENSSL_cleanse(ws, sizeof ws);
-    if (r < 0)
+    /* The key log callback put the secrets in place. */
+    if (key_both(t, SSL_CIPHER_get_protocol_id(c), t->secret_len, t->rrecs, t->wrecs) < 0)
         return 0;
     SSL_set_ex_data(ssl, slot_index, NULL);
     return 1;

@@ -381,7 +381,6 @@ static void test_bad_input(void)
     rec[wlen - 1] ^= 1;
     RD_CHECK_EQ_INT(inject(&p, rec, (size_t)wlen, false), -EBADMSG);
     /* The client is told why. */
-    SSL_set0_wbio(p.client, BIO_new(BIO_s_mem()));
     uint8_t b[8];
     ERR_clear_error();
     int r = -1;
